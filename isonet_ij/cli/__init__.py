@@ -1,0 +1,73 @@
+"""The ``isonet`` command line: parse, call the public functions, convert at the edge.
+
+Each pipeline stage registers its sub-commands from its own ``_<stage>.py`` module through
+``register(subparsers)``; heavy imports (TensorFlow, JVM) happen inside the command
+functions, so ``isonet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+
+__all__ = ["main", "build_parser"]
+
+#: Modules (relative to this package) that contribute sub-commands, in help order.
+_COMMAND_MODULES = ("_synth", "_engine", "_segment")
+
+
+class CliError(Exception):
+    """An error whose message is shown to the user as is (no traceback)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isonet",
+        description=(
+            "Isotropic restoration of anisotropic 3D fluorescence microscopy volumes "
+            "(IsoNet, Weigert et al. MICCAI 2017). Axes are (z, y, x); lengths in "
+            "micrometres unless stated; PSF sigmas in voxels of the isotropic grid."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"isonet-ij {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:  # a stage not built yet
+            if exc.name and exc.name.endswith(name):
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("isonet: interrupted", file=sys.stderr)
+        return 130
+    except (CliError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        # Known, user-facing errors: one clear line, no traceback (use -v for one).
+        if args.verbose:
+            raise
+        print(f"isonet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

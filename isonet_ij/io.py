@@ -1,0 +1,375 @@
+"""Volume IO: ImageJ-TIFF / OME-TIFF in, ImageJ hyperstack TIFF out.
+
+Arrays are (z, y, x) (or with channel/time axes: ``ZCYX``, ``TZCYX``), voxel sizes are
+``(dz, dy, dx)`` in ``unit`` (micrometres by default). Writes are atomic: data goes to a
+temporary file in the destination folder, which is renamed onto the target only when
+complete, so a crash never leaves a partial file and an existing file is never replaced
+unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+__all__ = [
+    "Volume",
+    "VolumeError",
+    "read_volume",
+    "write_volume",
+    "write_json",
+    "atomic_path",
+    "check_output_path",
+    "normalize_voxel_size",
+]
+
+#: Axes letters the engine understands, outermost first.
+_KNOWN_AXES = "TZCYX"
+#: dtypes an ImageJ hyperstack can hold (ImageJ has no int32/float64).
+_IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+class VolumeError(ValueError):
+    """A volume (file or array) cannot be used as given; the message says what to do."""
+
+
+@dataclass
+class Volume:
+    """An image volume with its calibration.
+
+    Attributes
+    ----------
+    data : ndarray
+        Pixel data in its native dtype, axes as in ``axes`` (always containing ``ZYX``).
+    voxel_size : tuple of float, shape (3,)
+        ``(dz, dy, dx)`` in ``unit``; ``None`` when the file carries no calibration.
+    unit : str
+        Length unit of ``voxel_size`` (``"um"`` for micrometres, ``"pixel"`` if unknown).
+    axes : str
+        Axes of ``data``, e.g. ``"ZYX"``, ``"ZCYX"``, ``"TZCYX"``.
+    metadata : dict
+        Extra key/value pairs found in the file (ImageJ ``Info`` JSON, if any).
+    """
+
+    data: np.ndarray
+    voxel_size: tuple[float, float, float] | None
+    unit: str = "um"
+    axes: str = "ZYX"
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def anisotropy(self) -> float | None:
+        """``dz / dx`` from the calibration, or ``None`` when it is missing."""
+        if self.voxel_size is None:
+            return None
+        return self.voxel_size[0] / self.voxel_size[2]
+
+    def iter_zyx(self):
+        """Yield ``(index, zyx_array)`` for each channel / timepoint.
+
+        ``index`` is a dict such as ``{"T": 0, "C": 1}`` (empty for a plain ZYX volume).
+        """
+        extra = [a for a in self.axes if a not in "ZYX"]
+        order = [self.axes.index(a) for a in extra] + [self.axes.index(a) for a in "ZYX"]
+        arr = np.transpose(self.data, order)
+        for idx in np.ndindex(*arr.shape[: len(extra)]):
+            yield dict(zip(extra, idx)), arr[idx]
+
+
+def normalize_voxel_size(voxel_size, *, name: str = "voxel_size") -> tuple[float, float, float]:
+    """Return ``voxel_size`` as three positive finite floats ``(dz, dy, dx)``.
+
+    A scalar is broadcast to all three axes.
+    """
+    vs = np.atleast_1d(np.asarray(voxel_size, dtype=float))
+    if vs.size == 1:
+        vs = np.repeat(vs, 3)
+    if vs.shape != (3,) or not np.all(np.isfinite(vs)) or np.any(vs <= 0):
+        msg = f"`{name}` must be 3 positive numbers (dz, dy, dx), got {voxel_size!r}"
+        raise VolumeError(msg)
+    return tuple(float(v) for v in vs)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_volume(path, *, allow_nan: bool = False) -> Volume:
+    """Read a 3D (or ZCYX / TZCYX) ImageJ-TIFF or OME-TIFF volume.
+
+    Parameters
+    ----------
+    path : str or Path
+        TIFF file.
+    allow_nan : bool
+        Float data with NaN/inf raise unless this is True.
+
+    Returns
+    -------
+    Volume
+        Data in native dtype with axes among ``TZCYX``, voxel size ``(dz, dy, dx)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    VolumeError
+        The file is not a readable TIFF, is 2D, has axes the engine cannot use, or holds
+        NaN/inf values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"input file not found: {str(path)!r}"
+        raise FileNotFoundError(msg)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes = series.axes.upper()
+            data = series.asarray()
+            voxel_size, unit = _read_calibration(tif, axes)
+            metadata = _read_info(tif)
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
+        msg = (
+            f"cannot read {str(path)!r} as a TIFF volume ({exc}); "
+            "the file may be truncated or not a TIFF: re-export it from Fiji as TIFF"
+        )
+        raise VolumeError(msg) from exc
+
+    data, axes = _canonical_axes(data, axes, path)
+    if data.dtype.kind == "f" and not allow_nan and not np.all(np.isfinite(data)):
+        n_bad = int(np.count_nonzero(~np.isfinite(data)))
+        msg = (
+            f"{str(path)!r} contains {n_bad} NaN/inf voxels; replace them "
+            "(e.g. Process > Math > Remove NaNs in Fiji) before using this volume"
+        )
+        raise VolumeError(msg)
+    return Volume(data=data, voxel_size=voxel_size, unit=unit, axes=axes, metadata=metadata)
+
+
+def _canonical_axes(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str]:
+    """Map tifffile's axes to a subset of ``TZCYX`` in that order; reject 2D images."""
+    # tifffile names an unlabelled leading axis 'Q' (or 'I'); ImageJ stacks are Z.
+    axes = axes.replace("Q", "Z").replace("I", "Z")
+    if "S" in axes:
+        msg = (
+            f"{str(path)!r} is an RGB image (axes {axes}); convert it to a grey-level "
+            "stack first (Image > Type > 8-bit or Image > Color > Split Channels in Fiji)"
+        )
+        raise VolumeError(msg)
+    unknown = [a for a in axes if a not in _KNOWN_AXES]
+    if unknown or len(set(axes)) != len(axes):
+        msg = f"{str(path)!r} has axes {axes!r}; expected a subset of {_KNOWN_AXES!r}"
+        raise VolumeError(msg)
+    if "Z" not in axes or data.shape[axes.index("Z")] < 2:
+        msg = (
+            f"{str(path)!r} is a 2D image (shape {data.shape}, axes {axes}); isonet-ij needs "
+            "a 3D stack with at least 2 z slices"
+        )
+        raise VolumeError(msg)
+    if "Y" not in axes or "X" not in axes:
+        msg = f"{str(path)!r} has no Y/X axes (axes {axes!r})"
+        raise VolumeError(msg)
+    order = sorted(range(len(axes)), key=lambda i: _KNOWN_AXES.index(axes[i]))
+    data = np.transpose(data, order)
+    return data, "".join(axes[i] for i in order)
+
+
+def _read_calibration(tif: tifffile.TiffFile, axes: str):
+    """Return ``((dz, dy, dx) or None, unit)`` from OME or ImageJ metadata."""
+    if tif.is_ome and tif.ome_metadata:
+        cal = _ome_calibration(tif.ome_metadata)
+        if cal is not None:
+            return cal
+    page = tif.pages.first
+    ij = tif.imagej_metadata or {}
+    dx = _resolution_to_size(page.tags.get("XResolution"))
+    dy = _resolution_to_size(page.tags.get("YResolution"))
+    dz = ij.get("spacing")
+    unit = ij.get("unit", "pixel")
+    unit = {"micron": "um", "\\u00B5m": "um", "µm": "um", "microns": "um"}.get(unit, unit)
+    if dx is None or dz is None:
+        # Without an explicit z spacing the file has no usable 3D calibration.
+        return None, unit if dx is not None else "pixel"
+    dy = dy if dy is not None else dx
+    return (float(dz), float(dy), float(dx)), unit
+
+
+def _resolution_to_size(tag) -> float | None:
+    if tag is None:
+        return None
+    num, den = tag.value
+    if num == 0:
+        return None
+    size = den / num
+    return None if size == 1.0 else float(size)
+
+
+def _ome_calibration(ome_xml: str):
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(ome_xml)
+    except ET.ParseError:
+        return None
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return None
+    sizes = [pixels.get(f"PhysicalSize{a}") for a in "ZYX"]
+    if any(s is None for s in sizes):
+        return None
+    unit = pixels.get("PhysicalSizeXUnit", "µm")
+    unit = "um" if unit in ("µm", "um", "micron") else unit
+    return tuple(float(s) for s in sizes), unit
+
+
+def _read_info(tif: tifffile.TiffFile) -> dict:
+    info = (tif.imagej_metadata or {}).get("Info")
+    if not info:
+        return {}
+    try:
+        parsed = json.loads(info)
+    except (TypeError, json.JSONDecodeError):
+        return {"Info": info}
+    return parsed if isinstance(parsed, dict) else {"Info": info}
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def check_output_path(path, *, force: bool = False, inputs=()) -> Path:
+    """Refuse to write onto an input or onto an existing file unless ``force``.
+
+    Returns the path as a ``Path``; creates nothing.
+    """
+    path = Path(path)
+    for inp in inputs:
+        if inp is not None and Path(inp).exists() and path.exists() and path.samefile(inp):
+            msg = f"output {str(path)!r} is the input file; choose another output path"
+            raise FileExistsError(msg)
+    if path.exists() and not force:
+        msg = f"output {str(path)!r} exists; choose another path or pass --force to replace it"
+        raise FileExistsError(msg)
+    if path.exists() and path.is_dir():
+        msg = f"output {str(path)!r} is a directory; give a file name"
+        raise FileExistsError(msg)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, force: bool = False, inputs=()):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = check_output_path(path, force=force, inputs=inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_volume(
+    path,
+    data,
+    *,
+    voxel_size=(1.0, 1.0, 1.0),
+    unit: str = "um",
+    axes: str | None = None,
+    metadata: dict | None = None,
+    force: bool = False,
+    inputs=(),
+) -> Path:
+    """Write an ImageJ hyperstack TIFF atomically, with spacing and unit.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (``.tif``). Must not exist unless ``force``; never one of ``inputs``.
+    data : (Z, Y, X) or (Z, C, Y, X) or (T, Z, C, Y, X) ndarray
+        uint8, uint16 or float32 (other dtypes raise; convert explicitly).
+    voxel_size : float or tuple of float
+        ``(dz, dy, dx)`` in ``unit``.
+    unit : str
+        Length unit, e.g. ``"um"``.
+    axes : str, optional
+        Axes of ``data``; default from ``data.ndim`` (``ZYX``, ``ZCYX``, ``TZCYX``).
+    metadata : dict, optional
+        JSON-serialisable provenance stored in the ImageJ ``Info`` property.
+    force : bool
+        Replace an existing output file.
+    inputs : sequence of paths
+        Files that must never be overwritten (the inputs of the computation).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    data = np.asarray(data)
+    if data.dtype.type not in _IMAGEJ_DTYPES:
+        msg = (
+            f"ImageJ TIFF cannot store dtype {data.dtype}; convert to float32, uint16 or "
+            "uint8 first"
+        )
+        raise VolumeError(msg)
+    axes = axes or {3: "ZYX", 4: "ZCYX", 5: "TZCYX"}.get(data.ndim)
+    if axes is None or len(axes) != data.ndim or not set("ZYX") <= set(axes):
+        msg = f"cannot write data of shape {data.shape} with axes {axes!r}"
+        raise VolumeError(msg)
+    order = sorted(range(len(axes)), key=lambda i: _KNOWN_AXES.index(axes[i]))
+    data = np.transpose(data, order)
+    axes = "".join(axes[i] for i in order)
+    dz, dy, dx = normalize_voxel_size(voxel_size)
+    ij_meta = {"spacing": dz, "unit": unit, "axes": axes}
+    if metadata:
+        ij_meta["Info"] = json.dumps(metadata, default=str)
+    with atomic_path(path, force=force, inputs=inputs) as tmp:
+        tifffile.imwrite(
+            tmp,
+            data,
+            imagej=True,
+            resolution=(1.0 / dx, 1.0 / dy),
+            metadata=ij_meta,
+            photometric="minisblack",
+        )
+    return Path(path)
+
+
+def write_json(path, obj, *, force: bool = True) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    return Path(path)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def warn_if_not_anisotropic(voxel_size, *, stacklevel: int = 3) -> None:
+    """Warn when dz/dx < 1.5: there is little axial resolution to restore."""
+    dz, _, dx = normalize_voxel_size(voxel_size)
+    if dz / dx < 1.5:
+        warnings.warn(
+            f"z spacing / xy spacing = {dz / dx:.2f} < 1.5: the volume is nearly isotropic",
+            stacklevel=stacklevel,
+        )

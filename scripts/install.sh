@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up everything isonet-ij needs on a fresh Debian/Ubuntu machine:
+# Java + Debian's ImageJ 1.x jar + Xvfb (for the ImageJ bridge and its tests), then a
+# virtual environment in .venv with the package and the extras named in $ISONET_EXTRAS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${ISONET_EXTRAS:-cpu,export,imagej,dask,test}"
+
+need_apt=()
+command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
+[ -n "$(ls /usr/share/java/ij*.jar 2>/dev/null)" ] || need_apt+=(libij-java)
+command -v Xvfb >/dev/null 2>&1 || need_apt+=(xvfb)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  echo "installing Debian packages: ${need_apt[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[${extras}]"
+echo "isonet-ij installed in $(pwd)/.venv (extras: ${extras})"
