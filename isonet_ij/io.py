@@ -132,6 +132,7 @@ def read_volume(path, *, allow_nan: bool = False) -> Volume:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes = series.axes.upper()
+            _check_complete(tif, series, path)
             data = series.asarray()
             voxel_size, unit = _read_calibration(tif, axes)
             metadata = _read_info(tif)
@@ -151,6 +152,31 @@ def read_volume(path, *, allow_nan: bool = False) -> Volume:
         )
         raise VolumeError(msg)
     return Volume(data=data, voxel_size=voxel_size, unit=unit, axes=axes, metadata=metadata)
+
+
+def _check_complete(tif: tifffile.TiffFile, series, path: Path) -> None:
+    """Raise if the file is shorter than its own headers say (a truncated copy).
+
+    tifffile reads what it can of a damaged file; a silently shortened stack must not
+    pass for a valid volume.
+    """
+    size = path.stat().st_size
+    images = (tif.imagej_metadata or {}).get("images")
+    n_planes = int(np.prod(series.shape[: -2])) if len(series.shape) > 2 else 1
+    if images is not None and int(images) > n_planes:
+        msg = f"header announces {images} images, only {n_planes} found"
+        raise tifffile.TiffFileError(msg)
+    offset = series.dataoffset
+    if offset is not None:
+        if offset + series.nbytes > size:
+            msg = f"data ends at byte {offset + series.nbytes}, file has {size}"
+            raise tifffile.TiffFileError(msg)
+        return
+    for page in tif.pages:
+        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]
+        if ends and max(ends) > size:
+            msg = f"a page's data ends at byte {max(ends)}, file has {size}"
+            raise tifffile.TiffFileError(msg)
 
 
 def _canonical_axes(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str]:
