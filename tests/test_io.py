@@ -161,6 +161,15 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = write_volume(tmp_path / "o.tif", np.ones((3, 4, 4), np.float32))
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_write_json_is_atomic_and_serialises_numpy(tmp_path):
     path = write_json(tmp_path / "m.json", {"a": np.float32(1.5), "b": np.arange(3)})
     assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1, 2]}
