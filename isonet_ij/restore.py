@@ -1,0 +1,590 @@
+"""Isotropic restoration: tiled, batched application of a trained IsoNet to axial planes.
+
+:func:`restore` takes a (Z, Y, X) volume and returns ``(floor((Z-1)*f)+1, Y, X)`` float32
+on the grid of :mod:`isonet_ij.grid` (acquired slice ``i`` at output slice ``i*f``):
+
+1. normalize by percentiles computed once for the whole volume (or the model's stored
+   ones), never per tile or chunk;
+2. interpolate along z (bicubic, the grid's Keys kernel) chunk by chunk;
+3. apply the network to every xz plane (rows z, cols x) and every yz plane (rows z,
+   cols y), cut into tiles of one fixed shape with a halo >= the receptive field,
+   reflect-padded at the plane borders, in fixed-size batches through a single
+   ``tf.function`` (traced once per call; no ``model.predict``);
+4. fuse the two passes (arithmetic mean by default, or geometric mean) and undo the
+   normalization.
+
+Tiles start at multiples of 4 of one padded frame, so the U-Net's pooling grid is the same
+for every tiling and a tiled result equals the untiled one (to float rounding).
+``max_memory`` bounds the working memory of inference (one batch of tiles with its
+activations, plus the chunk of planes in flight); the input and output volumes come on
+top of it.
+
+:func:`self_consistency` re-applies the forward model to a restoration (blur with the
+PSF part the network removed, sample at the acquired slice positions) and compares with
+the acquired slices: a score that needs no ground truth. It checks agreement with the
+data, not quality (plain bicubic upsampling is perfectly consistent under mode ``none``);
+:func:`restore` reports it next to the same score of bicubic interpolation, which a good
+restoration beats (nuclei 128^3, gaussian 2/8, factor 8, 1 min of training: 28.9 dB vs
+26.5 dB).
+
+Fusion: measured on the three paper pairings (128^3, IsoNet-2 split), the arithmetic and
+the geometric mean differ by 0.00-0.06 dB (geometric ahead on nuclei, tied otherwise), and
+fusing adds 0.3-1.0 dB over a single pass. The arithmetic mean is the default: it is
+linear in intensity (the geometric mean clips values below the low percentile to it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from . import grid, pairs
+from .config import FUSIONS, TrainedModel, load_model
+
+__all__ = [
+    "restore",
+    "restore_stack",
+    "plan_tiles",
+    "parse_memory",
+    "self_consistency",
+    "forward_kernel",
+    "fuse",
+    "apply_to_planes",
+]
+
+log = logging.getLogger(__name__)
+
+#: Working bytes per tile pixel of one forward pass (float32 activations plus TF's
+#: convolution workspace); measured peak-RSS growth was 540-640 B/px on CPU for both nets
+#: (batch 8 of 128^2 and 256^2 tiles), rounded up.
+BYTES_PER_PIXEL = {"isonet1": 800, "isonet2": 800}
+DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB
+DEFAULT_BATCH = 8
+
+
+def parse_memory(text) -> int:
+    """Bytes from ``"2G"``, ``"512M"``, ``"1.5GiB"``, ``"100k"`` or a plain number."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        import re
+
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text).lower())
+        if m is None:
+            msg = f"memory size must look like 2G, 512M or 100000 (bytes), got {text!r}"
+            raise ValueError(msg)
+        value = float(m.group(1)) * 1024 ** "_kmgt".index(m.group(2) or "_")
+    if not math.isfinite(value) or value <= 0:
+        msg = f"memory size must be positive, got {text!r}"
+        raise ValueError(msg)
+    return int(value)
+
+
+def _round_up(n: int, m: int) -> int:
+    return int(math.ceil(n / m)) * m
+
+
+def _halo(arch: str) -> int:
+    from .nets import receptive_field
+
+    return _round_up(receptive_field(arch), 4)
+
+
+def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT_BATCH,
+               max_memory=DEFAULT_MAX_MEMORY) -> dict:
+    """Choose one tile shape for all planes of a restoration.
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+        Largest plane: rows (output z slices) and columns (max of X and Y).
+    arch : str
+        Network (for the halo and the memory per pixel).
+    batch_size : int
+        Tiles per network call (reduced when the memory budget is small).
+    max_memory : int or str
+        Working-memory budget in bytes (or ``"1G"``).
+
+    Returns
+    -------
+    dict
+        ``halo``, ``core`` (rows, cols: the part of a tile kept), ``tile`` (rows, cols:
+        core + 2 halo), ``batch``, ``bytes`` (estimated working memory of one batch).
+
+    Raises
+    ------
+    ValueError
+        The budget cannot hold a single minimal tile.
+    """
+    budget = parse_memory(max_memory)
+    halo = _halo(arch)
+    bpp = BYTES_PER_PIXEL[arch]
+    batch = max(1, int(batch_size))
+    core_r, core_c = _round_up(n_rows, 4), _round_up(n_cols, 4)
+
+    def cost(cr, cc, b):
+        tile_px = (cr + 2 * halo) * (cc + 2 * halo)
+        return b * tile_px * bpp
+
+    while cost(core_r, core_c, batch) > budget:
+        # shrink the larger core side first (keeps tiles square-ish), then the batch
+        if max(core_r, core_c) > 16:
+            if core_r >= core_c:
+                core_r = max(16, _round_up(core_r // 2, 4))
+            else:
+                core_c = max(16, _round_up(core_c // 2, 4))
+        elif batch > 1:
+            batch = max(1, batch // 2)
+        else:
+            need = cost(core_r, core_c, 1)
+            msg = (
+                f"`max_memory` = {budget} bytes cannot hold one {core_r + 2 * halo}x"
+                f"{core_c + 2 * halo} tile of {arch} (about {need} bytes); raise --max-memory"
+            )
+            raise ValueError(msg)
+    # balance: use the fewest tiles of that size, then shrink the core to the real need
+    n_r = math.ceil(n_rows / core_r)
+    n_c = math.ceil(n_cols / core_c)
+    core_r = _round_up(math.ceil(n_rows / n_r), 4)
+    core_c = _round_up(math.ceil(n_cols / n_c), 4)
+    return {
+        "halo": halo,
+        "core": (core_r, core_c),
+        "tile": (core_r + 2 * halo, core_c + 2 * halo),
+        "batch": batch,
+        "bytes": cost(core_r, core_c, batch),
+    }
+
+
+# --------------------------------------------------------------------------- network call
+
+_FN_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _predict_fn(net, batch: int, tile: tuple):
+    """A tf.function of fixed input shape (batch, th, tw, 1), cached per network."""
+    import tensorflow as tf
+
+    per_net = _FN_CACHE.setdefault(net, {})
+    key = (batch, tile)
+    if key not in per_net:
+        spec = tf.TensorSpec([batch, tile[0], tile[1], 1], tf.float32)
+
+        @tf.function(input_signature=[spec])
+        def fn(x):
+            return net(x, training=False)
+
+        per_net[key] = fn
+    return per_net[key]
+
+
+def apply_to_planes(net, planes, plan: dict, *, bar=None) -> np.ndarray:
+    """Apply ``net`` to a stack of planes through fixed-shape tiles (see module doc).
+
+    Parameters
+    ----------
+    net : keras.Model
+    planes : (N, H, W) ndarray of float32
+        Normalized planes, rows axial; ``H <= n_tiles_r * core_r`` is handled by padding.
+    plan : dict
+        From :func:`plan_tiles` (``halo``, ``core``, ``tile``, ``batch``).
+
+    Returns
+    -------
+    (N, H, W) ndarray of float32
+    """
+    planes = np.asarray(planes, dtype=np.float32)
+    n, H, W = planes.shape
+    h = plan["halo"]
+    cr, cc = plan["core"]
+    th, tw = plan["tile"]
+    B = plan["batch"]
+    n_r, n_c = math.ceil(H / cr), math.ceil(W / cc)
+    # one padded frame: reflect by the halo on top/left, up to whole tiles bottom/right
+    pad = ((0, 0), (h, n_r * cr + h - H), (h, n_c * cc + h - W))
+    padded = np.pad(planes, pad, mode="reflect") if min(H, W) > 1 else np.pad(planes, pad, mode="edge")
+    fn = _predict_fn(net, B, (th, tw))
+    out = np.empty((n, n_r * cr, n_c * cc), np.float32)
+    coords = [(k, i, j) for k in range(n) for i in range(n_r) for j in range(n_c)]
+    buf = np.zeros((B, th, tw, 1), np.float32)
+    for start in range(0, len(coords), B):
+        chunk = coords[start : start + B]
+        for t, (k, i, j) in enumerate(chunk):
+            buf[t, ..., 0] = padded[k, i * cr : i * cr + th, j * cc : j * cc + tw]
+        if len(chunk) < B:
+            buf[len(chunk) :] = 0
+        pred = fn(buf).numpy()
+        for t, (k, i, j) in enumerate(chunk):
+            out[k, i * cr : (i + 1) * cr, j * cc : (j + 1) * cc] = pred[t, h : h + cr, h : h + cc, 0]
+        if bar is not None:
+            bar.update(len(chunk))
+    return out[:, :H, :W]
+
+
+def fuse(a, b, how: str = "mean", *, out=None) -> np.ndarray:
+    """Fuse the xz and yz results (normalized units).
+
+    ``"mean"``: ``(a + b) / 2``. ``"geometric"``: ``sqrt(max(a,0) * max(b,0))`` (values
+    below 0, i.e. below the low percentile, become 0).
+    """
+    if how == "mean":
+        res = np.add(a, b, out=out)
+        res *= np.float32(0.5)
+        return res
+    if how == "geometric":
+        res = np.multiply(np.maximum(a, 0), np.maximum(b, 0), out=out)
+        return np.sqrt(res, out=res)
+    msg = f"`fusion` must be one of {FUSIONS}, got {how!r}"
+    raise ValueError(msg)
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _resolve_model(model, weights="best") -> TrainedModel:
+    if isinstance(model, TrainedModel):
+        return model
+    if isinstance(model, (str, Path)):
+        return load_model(model, weights=weights)
+    msg = f"`model` must be a TrainedModel or a model directory, got {type(model).__name__}"
+    raise TypeError(msg)
+
+
+def _check_volume(volume, name="volume") -> np.ndarray:
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        msg = (
+            f"`{name}` must be 3D (z, y, x), got shape {vol.shape}"
+            + ("; a 2D image has no axial planes to restore" if vol.ndim == 2 else "")
+        )
+        raise ValueError(msg)
+    if vol.dtype.kind not in "fiub":
+        msg = f"`{name}` must hold real numbers, got dtype {vol.dtype}"
+        raise ValueError(msg)
+    if vol.shape[0] < 2:
+        msg = f"`{name}` has {vol.shape[0]} z slice; restoration needs at least 2"
+        raise ValueError(msg)
+    return vol
+
+
+def restore(
+    volume,
+    model,
+    *,
+    factor=None,
+    fusion: str | None = None,
+    normalization="volume",
+    batch_size: int = DEFAULT_BATCH,
+    max_memory=DEFAULT_MAX_MEMORY,
+    passes=("xz", "yz"),
+    consistency: bool = False,
+    progress: bool = False,
+    return_info: bool = False,
+    weights: str = "best",
+):
+    """Restore isotropic resolution of a (Z, Y, X) volume with a trained IsoNet.
+
+    Parameters
+    ----------
+    volume : (Z, Y, X) ndarray
+        Anisotropic volume, any real dtype; z spacing = ``factor`` x xy spacing.
+    model : TrainedModel or str or Path
+        Trained model (or its directory).
+    factor : float, optional
+        Anisotropy factor; default the model's. Not rounded.
+    fusion : {"mean", "geometric"}, optional
+        Combination of the xz and yz passes; default the model config's (``"mean"``).
+    normalization : "volume" or "model" or (float, float)
+        Percentiles of this volume (computed once), the training volume's stored values,
+        or explicit ``(low, high)`` intensities mapped to 0 and 1.
+    batch_size : int
+        Tiles per network call.
+    max_memory : int or str
+        Working-memory budget for inference (``"1G"``); see :func:`plan_tiles`.
+    passes : tuple of {"xz", "yz"}
+        Which planes to process (both by default; one pass skips fusion).
+    consistency : bool
+        Compute :func:`self_consistency` (needs the model's PSF for modes full/split).
+    progress : bool
+        tqdm bar over tiles.
+    return_info : bool
+        Also return a dict (factor, normalization, plan, timings, consistency).
+    weights : {"best", "last"}
+        When ``model`` is a directory.
+
+    Returns
+    -------
+    restored : (floor((Z-1)*f)+1, Y, X) ndarray of float32
+        In the input's intensity units; acquired slice ``i`` at output slice ``i*f``.
+    info : dict
+        Only with ``return_info=True``.
+
+    Raises
+    ------
+    ValueError
+        A 2D volume, a non-positive factor, unknown fusion, a memory budget below one tile.
+    """
+    t0 = time.perf_counter()
+    vol = _check_volume(volume)
+    tm = _resolve_model(model, weights)
+    cfg = tm.config
+    f = grid.check_factor(cfg.factor if factor is None else factor)
+    if abs(f - cfg.factor) > 0.02 * cfg.factor:
+        warnings.warn(
+            f"restoring with factor {f:g} a model trained for factor {cfg.factor:g}: the "
+            "network learned the other factor's degradation; retrain for best results",
+            stacklevel=2,
+        )
+    fusion = cfg.fusion if fusion is None else fusion
+    if fusion not in FUSIONS:
+        msg = f"`fusion` must be one of {FUSIONS}, got {fusion!r}"
+        raise ValueError(msg)
+    passes = tuple(passes)
+    if not passes or any(p not in ("xz", "yz") for p in passes):
+        msg = f"`passes` must be a non-empty subset of ('xz', 'yz'), got {passes!r}"
+        raise ValueError(msg)
+    lo, hi = _normalization(vol, cfg, normalization)
+    Z, Y, X = vol.shape
+    n_out = grid.n_output_slices(Z, f)
+    info = {
+        "factor": f, "shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "fusion": fusion,
+        "normalization": {"low": lo, "high": hi, "source": normalization if isinstance(normalization, str) else "explicit"},
+        "model": {"arch": cfg.arch, "mode": cfg.mode, "factor": cfg.factor, "psf": cfg.psf,
+                  "path": str(tm.path) if tm.path else None, "weights": tm.weights},
+    }
+    vmin, vmax = float(vol.min()), float(vol.max())
+    if vmin == vmax:
+        # A constant volume carries no structure: its restoration is the same constant.
+        out = np.full((n_out, Y, X), vmin, np.float32)
+        info.update(plan=None, seconds=time.perf_counter() - t0, constant=True)
+        return (out, info) if return_info else out
+
+    plan = plan_tiles(n_out, max(X, Y) if len(passes) == 2 else (X if passes == ("xz",) else Y),
+                      cfg.arch, batch_size=batch_size, max_memory=max_memory)
+    info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}
+    budget = parse_memory(max_memory)
+    W = grid.interpolation_matrix(Z, grid.output_coordinates(Z, f)).astype(np.float32)
+    # rows of W sum to 1, so normalizing after the interpolation is the same as before it
+    # and needs no normalized copy of the whole volume
+    scale, shift = np.float32(1.0 / (hi - lo)), np.float32(lo)
+
+    n_tiles = {
+        "xz": Y * math.ceil(n_out / plan["core"][0]) * math.ceil(X / plan["core"][1]),
+        "yz": X * math.ceil(n_out / plan["core"][0]) * math.ceil(Y / plan["core"][1]),
+    }
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(n_tiles[p] for p in passes), unit="tile", desc="restore", dynamic_ncols=True)
+    out = np.empty((n_out, Y, X), np.float32)
+    # planes in flight: upsampled chunk + padded + result, ~4 copies of a plane each
+    plane_bytes = 4 * 4 * n_out * max(X, Y) + 4 * plan["tile"][0] * plan["tile"][1]
+    chunk = max(1, int(max(budget - plan["bytes"], budget // 4) // plane_bytes))
+    t_net = 0.0
+    try:
+        for p_i, p in enumerate(passes):
+            n_planes = Y if p == "xz" else X
+            for s in range(0, n_planes, chunk):
+                e = min(n_planes, s + chunk)
+                if p == "xz":
+                    raw = vol[:, s:e, :].astype(np.float32, copy=False)
+                    up = np.tensordot(W, raw, axes=(1, 0))  # (n_out, k, X)
+                    planes = up.transpose(1, 0, 2)
+                else:
+                    raw = vol[:, :, s:e].astype(np.float32, copy=False)
+                    up = np.tensordot(W, raw, axes=(1, 0))  # (n_out, Y, k)
+                    planes = up.transpose(2, 0, 1)
+                planes = (planes - shift) * scale
+                t1 = time.perf_counter()
+                res = apply_to_planes(tm.net, planes, plan, bar=bar)
+                t_net += time.perf_counter() - t1
+                if p == "xz":
+                    target = out[:, s:e, :]
+                    res = res.transpose(1, 0, 2)
+                else:
+                    target = out[:, :, s:e]
+                    res = res.transpose(1, 2, 0)
+                if p_i == 0:
+                    target[...] = res
+                else:
+                    target[...] = fuse(target, res, fusion)
+    finally:
+        if bar is not None:
+            bar.close()
+    out *= np.float32(hi - lo)
+    out += np.float32(lo)
+    info["seconds"] = time.perf_counter() - t0
+    info["seconds_network"] = t_net
+    info["voxels_per_second"] = out.size / max(info["seconds"], 1e-9)
+    if consistency:
+        t1 = time.perf_counter()
+        info["consistency"] = self_consistency(out, vol, tm, f, lo=lo, hi=hi, max_memory=budget)
+        # the same score of plain bicubic interpolation, for reference (no ground truth)
+        bic = self_consistency(grid.upsample_z(vol, f), vol, tm, f, lo=lo, hi=hi, max_memory=budget)
+        info["consistency"]["psnr_bicubic"] = bic["psnr"]
+        info["seconds_consistency"] = time.perf_counter() - t1
+    return (out, info) if return_info else out
+
+
+def _normalization(vol, cfg, normalization):
+    if isinstance(normalization, str):
+        if normalization == "volume":
+            return pairs.percentiles(vol, low=cfg.normalization["p_low"], high=cfg.normalization["p_high"])
+        if normalization == "model":
+            lo, hi = cfg.normalization.get("low"), cfg.normalization.get("high")
+            if lo is None or hi is None:
+                msg = "the model stores no normalization values; use normalization='volume'"
+                raise ValueError(msg)
+            return float(lo), float(hi)
+        msg = f"`normalization` must be 'volume', 'model' or (low, high), got {normalization!r}"
+        raise ValueError(msg)
+    lo, hi = (float(v) for v in normalization)
+    if not hi > lo:
+        msg = f"`normalization` (low, high) needs high > low, got {normalization!r}"
+        raise ValueError(msg)
+    return lo, hi
+
+
+# --------------------------------------------------------------------------- stacks
+
+
+def restore_stack(data, axes: str, model, *, progress: bool = False, **kwargs):
+    """Restore a ZYX / ZCYX / TZCYX stack channel by channel, timepoint by timepoint.
+
+    Normalization percentiles are computed once per channel over all its timepoints, so
+    intensities stay comparable over time. Returns the stack with the same axes (Z
+    replaced by the isotropic grid) and a list of per-volume info dicts.
+    """
+    data = np.asarray(data)
+    if len(axes) != data.ndim or not set("ZYX") <= set(axes) or any(a not in "TZCYX" for a in axes):
+        msg = f"`axes` {axes!r} does not describe data of shape {data.shape} (expected ZYX, ZCYX or TZCYX)"
+        raise ValueError(msg)
+    extra = [a for a in axes if a not in "ZYX"]
+    order = [axes.index(a) for a in extra] + [axes.index(a) for a in "ZYX"]
+    arr = np.transpose(data, order)
+    lead = arr.shape[: len(extra)]
+    c_axis = extra.index("C") if "C" in extra else None
+    norm = kwargs.pop("normalization", "volume")
+    tm = _resolve_model(model, kwargs.pop("weights", "best"))
+    cfg = tm.config
+    per_channel = {}
+    if norm == "volume":
+        n_c = lead[c_axis] if c_axis is not None else 1
+        for c in range(n_c):
+            sub = arr if c_axis is None else np.take(arr, c, axis=c_axis)
+            per_channel[c] = pairs.percentiles(sub, low=cfg.normalization["p_low"], high=cfg.normalization["p_high"])
+    results, infos = None, []
+    for idx in np.ndindex(*lead):
+        c = idx[c_axis] if c_axis is not None else 0
+        nrm = per_channel.get(c, norm)
+        res, info = restore(arr[idx], tm, normalization=nrm, progress=progress, return_info=True, **kwargs)
+        info["index"] = dict(zip(extra, idx))
+        infos.append(info)
+        if results is None:
+            results = np.empty(lead + res.shape, np.float32)
+        results[idx] = res
+    inv = np.argsort(order)
+    return np.transpose(results, inv), infos
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def forward_kernel(tm: TrainedModel):
+    """3D kernel the restoration removed: ``h`` (full), ``h_split`` (split), None (none).
+
+    For split, ``h_split`` solves ``h = h_iso * h_split`` in the unrotated frame (the xz
+    solution of :func:`isonet_ij.psf.split_psf` rotated back). Cached on the model.
+    """
+    cfg = tm.config
+    if cfg.mode == "none" or tm.psf is None:
+        return None
+    cached = getattr(tm, "_forward_kernel", None)
+    if cached is not None:
+        return cached
+    from .psf import split_psf, validate_psf
+
+    h = validate_psf(tm.psf)
+    k = h if cfg.mode == "full" else np.swapaxes(split_psf(h, "xz"), 0, 1)
+    k = np.ascontiguousarray(k, dtype=np.float32)
+    tm._forward_kernel = k
+    return k
+
+
+def self_consistency(restored, acquired, model, factor, *, lo=None, hi=None,
+                     kernel="auto", max_memory=DEFAULT_MAX_MEMORY) -> dict:
+    """Agreement of a restoration with the acquired slices under the forward model.
+
+    The restoration is blurred with the kernel the network removed
+    (:func:`forward_kernel`), sampled at the acquired positions ``i*f`` and compared with
+    the acquired slices, both normalized by ``(lo, hi)``.
+
+    Parameters
+    ----------
+    restored : (Z', Y, X) ndarray
+        Output of :func:`restore` (isotropic grid of ``Z`` acquired slices).
+    acquired : (Z, Y, X) ndarray
+        The input volume.
+    model : TrainedModel or None
+        For the kernel (``kernel="auto"``).
+    factor : float
+    lo, hi : float, optional
+        Normalization; default the acquired volume's percentiles.
+    kernel : "auto" or ndarray or None
+        Explicit 3D kernel (None: sampling only).
+
+    Returns
+    -------
+    dict
+        ``psnr`` (dB, data range 1 after normalization), ``nrmse`` (RMS error / RMS of the
+        normalized acquired volume), ``kernel_shape``.
+    """
+    from scipy.signal import fftconvolve
+
+    acquired = _check_volume(acquired, "acquired")
+    Z, Y, X = acquired.shape
+    restored = np.asarray(restored, np.float32)
+    if restored.shape != (grid.n_output_slices(Z, factor), Y, X):
+        msg = f"`restored` shape {restored.shape} is not the grid of {acquired.shape} with factor {factor}"
+        raise ValueError(msg)
+    if lo is None or hi is None:
+        lo, hi = pairs.percentiles(acquired)
+    k = forward_kernel(model) if isinstance(kernel, str) and kernel == "auto" else kernel
+    budget = parse_memory(max_memory)
+    S = grid.interpolation_matrix(restored.shape[0], grid.acquired_positions(Z, factor)).astype(np.float32)
+    err2 = 0.0
+    ref2 = 0.0
+    if k is None:
+        rz, ry, rx = 0, 0, 0
+    else:
+        k = np.asarray(k, np.float32)
+        rz, ry, rx = (s // 2 for s in k.shape)
+    per_y = (restored.shape[0] + 2 * rz) * (X + 2 * rx) * 4 * 6
+    cy = max(1, int(budget // max(per_y, 1)) - 2 * ry)
+    for y0 in range(0, Y, cy):
+        y1 = min(Y, y0 + cy)
+        sub = pairs.normalize(restored[:, y0:y1, :], lo, hi)
+        if k is not None:
+            ya, yb = y0 - ry, y1 + ry
+            idx = np.arange(ya, yb)
+            idx = grid._mirror(idx, Y)
+            slab = pairs.normalize(restored[:, idx, :], lo, hi)
+            slab = np.pad(slab, ((rz, rz), (0, 0), (rx, rx)), mode="reflect" if min(slab.shape[0], X) > 1 else "edge")
+            sub = fftconvolve(slab, k, mode="valid").astype(np.float32)
+        sim = np.tensordot(S, sub, axes=(1, 0))
+        ref = pairs.normalize(acquired[:, y0:y1, :], lo, hi)
+        err2 += float(np.sum((sim - ref) ** 2, dtype=np.float64))
+        ref2 += float(np.sum(ref**2, dtype=np.float64))
+    mse = err2 / acquired.size
+    return {
+        "psnr": float(10 * np.log10(1.0 / max(mse, 1e-20))),
+        "nrmse": float(math.sqrt(err2 / max(ref2, 1e-20))),
+        "kernel_shape": None if k is None else list(k.shape),
+    }

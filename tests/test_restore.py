@@ -1,0 +1,149 @@
+"""Restoration: grid, tiling, batching, fusion, stacks, self-consistency."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from isonet_ij import grid, nets, pairs  # noqa: E402
+from isonet_ij.config import Config, TrainedModel  # noqa: E402
+from isonet_ij.restore import (  # noqa: E402
+    _FN_CACHE,
+    plan_tiles,
+    restore,
+    restore_stack,
+    self_consistency,
+)
+
+
+def model(arch="isonet2", factor=3.0, identity=False, seed=0, mode="none"):
+    cfg = Config(factor=factor, arch=arch, mode=mode, psf="gaussian:1,2" if mode != "none" else "",
+                 dropout=0.0, seed=seed)
+    net = nets.build_model(arch, dropout=0.0, seed=seed)
+    if identity:  # IsoNet-2 with a zero residual is the identity
+        last = [l for l in net.layers if l.__class__.__name__ == "Conv2D"][-1]
+        last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    return TrainedModel(cfg, net, None, None, "memory")
+
+
+def smooth_volume(shape=(6, 40, 44), seed=0):
+    from scipy.ndimage import gaussian_filter
+
+    v = gaussian_filter(np.random.default_rng(seed).random(shape), (0.5, 2, 2))
+    return (50 + 500 * (v - v.min()) / np.ptp(v)).astype(np.float32)
+
+
+@pytest.mark.parametrize("arch", nets.ARCHS)
+def test_tiled_restoration_equals_untiled(arch):
+    tm = model(arch, seed=3)
+    vol = smooth_volume()
+    whole, info_w = restore(vol, tm, return_info=True)
+    assert info_w["plan"]["core"] == [16, 44]  # one tile per plane
+    # a budget for 2 tiles of ~ (16+2h) x (24+2h): several tiles per plane
+    h = info_w["plan"]["halo"]
+    budget = 2 * (16 + 2 * h) * (24 + 2 * h) * 800
+    tiled, info_t = restore(vol, tm, max_memory=budget, return_info=True)
+    assert info_t["plan"]["core"][1] < 44 and info_t["plan"]["batch"] <= 2
+    assert whole.shape == tiled.shape == (grid.n_output_slices(6, 3), 40, 44)
+    lo, hi = info_w["normalization"]["low"], info_w["normalization"]["high"]
+    np.testing.assert_allclose(pairs.normalize(tiled, lo, hi), pairs.normalize(whole, lo, hi), atol=1e-5)
+
+
+def test_network_is_traced_once_for_both_passes():
+    tm = model("isonet1")
+    restore(smooth_volume((4, 24, 20)), tm)
+    fns = list(_FN_CACHE[tm.net].values())
+    assert len(fns) == 1 and fns[0].experimental_get_tracing_count() == 1
+
+
+def test_constant_volume_restores_to_that_constant():
+    vol = np.full((5, 24, 24), 123.0, np.float32)
+    out = restore(vol, model(factor=2.5))
+    assert out.shape == (11, 24, 24) and out.dtype == np.float32
+    assert np.all(out == 123.0)
+
+
+def test_identity_network_restoration_is_bicubic_interpolation():
+    vol = smooth_volume((5, 28, 24))
+    out = restore(vol, model(identity=True, factor=2.0), fusion="mean")
+    np.testing.assert_allclose(out, grid.upsample_z(vol, 2.0), rtol=1e-5, atol=1e-3)
+
+
+def test_non_integer_factor_puts_acquired_slices_at_round_i_times_f():
+    f = 4.89
+    vol = np.full((10, 20, 20), 10.0, np.float32)
+    vol[3] = 1000.0  # one bright acquired slice
+    vol[7] = 1000.0
+    out = restore(vol, model(identity=True, factor=f))
+    assert out.shape == (45, 20, 20)
+    prof = out[:, 10, 10]
+    peaks = [int(np.argmax(prof[:25])), 25 + int(np.argmax(prof[25:]))]
+    assert peaks == [round(3 * f), round(7 * f)] == [15, 34]
+
+
+def test_volume_whose_z_was_not_degraded_is_left_nearly_unchanged():
+    # factor 1 and no PSF: the self-supervised pairs are identities and so is the network
+    from isonet_ij.train import train
+
+    vol = smooth_volume((8, 40, 40), seed=1)
+    cfg = Config(factor=1.0, arch="isonet2", mode="none", patch_size=24, batch_size=4, epochs=3,
+                 steps_per_epoch=15, n_validation=4, dropout=0.0)
+    tm = train(vol, cfg).model
+    out = restore(vol, tm)
+    assert out.shape == vol.shape
+    rng_ = np.ptp(vol)
+    psnr = 10 * np.log10(rng_**2 / np.mean((out - vol) ** 2))
+    assert psnr > 40
+
+
+def test_zcyx_and_tzcyx_stacks_restore_channel_by_channel_with_the_same_axes():
+    tm = model("isonet1", factor=2.0)
+    a, b = smooth_volume((4, 20, 20), 0), 3 * smooth_volume((4, 20, 20), 1)
+    zcyx = np.stack([a, b], axis=1)
+    out, infos = restore_stack(zcyx, "ZCYX", tm)
+    assert out.shape == (7, 2, 20, 20) and len(infos) == 2
+    np.testing.assert_allclose(out[:, 1], restore(b, tm), rtol=1e-5, atol=1e-3)
+    tzcyx = np.stack([zcyx, zcyx], axis=0)
+    out5, infos5 = restore_stack(tzcyx, "TZCYX", tm)
+    assert out5.shape == (2, 7, 2, 20, 20) and len(infos5) == 4
+    np.testing.assert_allclose(out5[1], out, rtol=1e-5, atol=1e-3)
+
+
+def test_bad_inputs_are_clear_errors():
+    tm = model("isonet1")
+    with pytest.raises(ValueError, match="3D"):
+        restore(np.zeros((20, 20), np.float32), tm)
+    with pytest.raises(ValueError, match="factor"):
+        restore(smooth_volume((4, 20, 20)), tm, factor=0)
+    with pytest.raises(ValueError, match="factor"):
+        restore(smooth_volume((4, 20, 20)), tm, factor=-2)
+    with pytest.raises(ValueError, match="max_memory"):
+        restore(smooth_volume((4, 20, 20)), tm, max_memory=1000)
+    with pytest.raises(ValueError, match="fusion"):
+        restore(smooth_volume((4, 20, 20)), tm, fusion="max")
+
+
+def test_plan_tiles_respects_the_budget_and_multiples_of_four():
+    p = plan_tiles(121, 512, "isonet2", batch_size=8, max_memory="256M")
+    assert p["bytes"] <= 256 * 2**20
+    assert all(c % 4 == 0 for c in p["core"]) and p["halo"] >= nets.receptive_field("isonet2")
+
+
+def test_self_consistency_is_high_for_a_forward_consistent_volume():
+    from scipy.signal import fftconvolve
+
+    from isonet_ij.psf import gaussian_psf
+
+    rng = np.random.default_rng(0)
+    iso = np.zeros((25, 24, 24), np.float32)
+    iso[rng.integers(0, 25, 30), rng.integers(0, 24, 30), rng.integers(0, 24, 30)] = 1
+    from scipy.ndimage import gaussian_filter
+
+    iso = gaussian_filter(iso, 1.5).astype(np.float32)
+    k = gaussian_psf(0.0001, 2.0, shape=(13, 1, 1))
+    blurred = fftconvolve(np.pad(iso, ((6, 6), (0, 0), (0, 0)), mode="reflect"), k, mode="valid")
+    acquired = blurred[::4].astype(np.float32)  # 7 slices at 0, 4, ..., 24
+    good = self_consistency(iso, acquired, None, 4, kernel=k)
+    bicubic = self_consistency(grid.upsample_z(acquired, 4), acquired, None, 4, kernel=k)
+    assert good["psnr"] > 60
+    assert bicubic["psnr"] < good["psnr"] - 10

@@ -1,0 +1,149 @@
+"""Training loop, model directory, checkpoints, resume, time budget, config validation."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from isonet_ij import config as cfgmod  # noqa: E402
+from isonet_ij.config import Config, ModelDirError  # noqa: E402
+from isonet_ij.train import parse_duration, train  # noqa: E402
+
+
+def tiny_volume(z=6, y=32, x=32, seed=0):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    v = gaussian_filter(rng.random((z * 3, y, x)), 2)[::3]
+    return (100 + 1000 * (v - v.min()) / np.ptp(v)).astype(np.float32)
+
+
+def tiny_config(**kw):
+    base = dict(factor=2, arch="isonet1", mode="none", patch_size=16, batch_size=4, epochs=2,
+                steps_per_epoch=3, n_validation=4, seed=0)
+    base.update(kw)
+    return Config(**base)
+
+
+def test_training_writes_a_complete_model_dir_and_resume_continues(tmp_path):
+    vol = tiny_volume()
+    d = tmp_path / "model"
+    res = train(vol, tiny_config(), model_dir=d)
+    names = {p.name for p in d.iterdir()}
+    assert {"config.json", "weights_best.weights.h5", "weights_last.weights.h5", "training_log.csv",
+            "training_curve.png", "train_state.json", "optimizer_last.npz"} <= names
+    assert not [n for n in names if n.startswith(".")]  # no temporary files left
+    assert [r["epoch"] for r in res.history] == [1, 2] and res.stop_reason == "epochs"
+    cfg = cfgmod.read_config(d)
+    lo, hi = np.percentile(vol, [1, 99.8])
+    assert cfg.normalization["low"] == pytest.approx(lo) and cfg.normalization["high"] == pytest.approx(hi)
+    assert cfg.versions["isonet_ij"] and cfg.format_version == cfgmod.FORMAT_VERSION
+    tm = cfgmod.load_model(d)
+    x = np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(tm.net(x)), np.asarray(res.model.net(x)), atol=1e-6)
+
+    res2 = train(vol, tiny_config(epochs=3), model_dir=d, resume=True)
+    assert [r["epoch"] for r in res2.history] == [1, 2, 3]
+    log = (d / "training_log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,steps,loss,val_loss,val_psnr") and len(log) == 4
+    assert json.loads((d / "train_state.json").read_text())["epoch"] == 3
+
+
+def test_non_empty_model_dir_needs_resume_or_force(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "notes.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_volume(), tiny_config(), model_dir=d)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(tiny_volume(), tiny_config(), model_dir=d, resume=True)
+
+
+def test_time_budget_stops_training_and_keeps_the_best_weights(tmp_path):
+    d = tmp_path / "m"
+    res = train(tiny_volume(), tiny_config(epochs=100_000, steps_per_epoch=5), model_dir=d,
+                time_budget=6.0)
+    assert res.stop_reason == "time budget"
+    assert res.history and res.history[-1]["elapsed_s"] < 6.0 + 3.0
+    assert (d / "weights_best.weights.h5").is_file()
+
+
+def test_checkpoint_write_failure_leaves_the_previous_file_intact(tmp_path):
+    from isonet_ij.train import _save_weights_atomic
+
+    class Boom:
+        def save_weights(self, path):
+            with open(path, "wb") as fh:
+                fh.write(b"partial")
+            raise RuntimeError("killed mid-write")
+
+    target = tmp_path / "weights_last.weights.h5"
+    target.write_bytes(b"good")
+    with pytest.raises(RuntimeError):
+        _save_weights_atomic(Boom(), target)
+    assert target.read_bytes() == b"good"
+    assert [p.name for p in tmp_path.iterdir()] == ["weights_last.weights.h5"]
+
+
+def spheres(shape, n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.mgrid[tuple(slice(0, s) for s in shape)]
+    v = np.zeros(shape)
+    for _ in range(n):
+        c = rng.random(3) * shape
+        r = rng.uniform(2.5, 5)
+        v[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < r * r] = rng.uniform(0.5, 1)
+    return v
+
+
+def test_training_improves_over_the_input_on_a_learnable_degradation():
+    # mode none (SRCNN pairs): sharp spheres subsampled by 3; 120 steps of IsoNet-2
+    from scipy.ndimage import gaussian_filter
+
+    vol = (100 + 1000 * gaussian_filter(spheres((24, 40, 40)), 0.7)[::3]).astype(np.float32)
+    res = train(vol, tiny_config(arch="isonet2", factor=3, epochs=6, steps_per_epoch=20, patch_size=24))
+    h = res.history
+    assert max(r["val_psnr"] for r in h) > h[0]["val_psnr_input"] + 0.3
+
+
+def test_psnr_loss_is_eq3_averaged_over_patches():
+    import tensorflow as tf
+
+    from isonet_ij.train import psnr_loss
+
+    rng = np.random.default_rng(0)
+    y = rng.random((3, 8, 8, 1)).astype(np.float32)
+    p = y + 0.1 * rng.standard_normal(y.shape).astype(np.float32)
+    ref = -np.mean([20 * math.log10(y[i].max()) - 10 * math.log10(np.mean((y[i] - p[i]) ** 2))
+                    for i in range(3)])
+    assert float(psnr_loss(tf.constant(y), tf.constant(p))) == pytest.approx(ref, rel=1e-4)
+
+
+def test_config_validate_names_every_bad_field():
+    c = Config(factor=0.5, arch="unet", mode="split", psf="", patch_size=30, learning_rate=-1)
+    with pytest.raises(ValueError) as exc:
+        c.validate()
+    msg = str(exc.value)
+    for name in ("`factor`", "`arch`", "`psf`", "`patch_size`", "`learning_rate`"):
+        assert name in msg
+
+
+def test_config_rejects_unknown_keys_and_other_format_versions():
+    d = tiny_config().to_dict()
+    with pytest.raises(ModelDirError, match="unknown config keys"):
+        Config.from_dict(dict(d, colour="red"))
+    with pytest.raises(ModelDirError, match="format version 0"):
+        Config.from_dict(dict(d, format_version=0))
+    assert Config.from_dict(d) == tiny_config()
+
+
+def test_parse_duration():
+    assert parse_duration("15m") == 900
+    assert parse_duration("1.5h") == 5400
+    assert parse_duration("2m30s") == 150
+    assert parse_duration(90) == 90
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration("soon")
