@@ -178,3 +178,37 @@ def test_srcnn_baseline_picks_a_patch_that_fits_and_stops_at_its_budget(workdir,
     cfg = read_config(tmp_path / "srcnn")
     assert cfg.arch == "isonet1" and cfg.mode == "none" and cfg.patch_size == 28  # 31 rows -> 28
     assert vio.read_volume(tmp_path / "s.tif").data.shape == (11, 32, 32)
+
+
+def test_restore_with_the_demo_package_gives_the_same_volume_on_both_backends(tmp_path, capsys):
+    """The committed bioimage.io package restores through the CLI; onnxruntime == TensorFlow."""
+    from isonet_ij import grid
+    from isonet_ij.backends import find_demo_package
+    from isonet_ij.baselines import bicubic
+    from isonet_ij.metrics import psnr_affine
+    from isonet_ij.phantoms import synthesize
+
+    syn = synthesize("nuclei", size=64, seed=3)
+    vio.write_volume(tmp_path / "in.tif", syn["input"], voxel_size=syn["input_voxel_size"])
+    outs = {}
+    for backend in ("tensorflow", "onnx"):
+        out = tmp_path / f"{backend}.tif"
+        rc, _, err = run(["restore", tmp_path / "in.tif", "--model", find_demo_package(),
+                          "--backend", backend, "-o", out], capsys)
+        assert rc == 0, err
+        outs[backend] = vio.read_volume(out).data
+    lo, hi = np.percentile(outs["tensorflow"], (1, 99.8))
+    assert np.abs(outs["tensorflow"] - outs["onnx"]).max() / (hi - lo) <= 1e-4
+    gt_iso = grid.crop_to_grid(syn["gt_iso"], syn["input"].shape[0], 8)
+    gain = psnr_affine(outs["onnx"], gt_iso) - psnr_affine(bicubic(syn["input"], 8), gt_iso)
+    assert gain > 1.0  # the package restores, it does not just run
+
+
+def test_demo_pretrained_restores_without_training(tmp_path, capsys):
+    rc, stdout, err = run(["demo", "--pretrained", "--size", "64", "-o", tmp_path / "d"], capsys)
+    assert rc == 0, err
+    summary = json.loads((tmp_path / "d" / "scores.json").read_text())
+    assert "pretrained" in summary["training"]
+    s = summary["scores"]
+    assert s["isonet2 split"]["psnr_affine_vs_gt_iso"] > s["bicubic"]["psnr_affine_vs_gt_iso"] + 1.0
+    assert (tmp_path / "d" / "montage.png").stat().st_size > 10_000

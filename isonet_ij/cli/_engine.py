@@ -138,7 +138,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("restore", help="restore isotropic resolution with a trained model",
                               description=_RESTORE_DESCRIPTION, formatter_class=fmt)
     p.add_argument("input", metavar="INPUT.tif", help="anisotropic volume (ZYX, ZCYX or TZCYX)")
-    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model directory of `isonet train`")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="model directory of `isonet train`, an exported MODEL.onnx, or a "
+                        "bioimage.io PACKAGE.zip of `isonet export`")
+    p.add_argument("--backend", choices=("tensorflow", "onnx"), default=None,
+                   help="inference runtime (default: tensorflow for model dirs and packages, "
+                        "onnx for .onnx files); both give the same volume to < 1e-4")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tif", help="output TIFF")
     p.add_argument("--factor", type=float, default=None, metavar="F",
                    help=_FACTOR_HELP + ", else the model's")
@@ -189,6 +194,9 @@ def register(subparsers) -> None:
                               description=_DEMO_DESCRIPTION, formatter_class=fmt)
     p.add_argument("-o", "--output", default="demo_out", metavar="DIR", help="output folder (default demo_out)")
     p.add_argument("--minutes", type=float, default=5.0, help="training time in minutes (default 5)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="skip training: restore with the committed demo model "
+                        "(models/isonet2_nuclei_demo.bioimageio.zip)")
     p.add_argument("--size", type=int, default=128, help="phantom edge length, voxels (default 128)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
@@ -376,7 +384,7 @@ def cmd_restore(args) -> int:
     import numpy as np
 
     from .. import io as vio
-    from ..config import load_model
+    from ..backends import trained_model
     from ..nets import set_threads
     from ..restore import parse_memory, restore_stack
 
@@ -384,7 +392,8 @@ def cmd_restore(args) -> int:
     parse_memory(args.max_memory)
     vol = vio.read_volume(args.input)
     set_threads(args.threads)
-    tm = load_model(args.model, weights=args.weights)
+    tm = trained_model(args.model, backend=args.backend, weights=args.weights,
+                       threads=args.threads)
     factor = args.factor if args.factor is not None else (
         vol.anisotropy if vol.voxel_size is not None else tm.config.factor)
     from ..grid import check_factor
@@ -575,17 +584,24 @@ def cmd_demo(args) -> int:
     timings["synthesize"] = time.monotonic() - t
 
     t = time.monotonic()
-    # 64x64 patches (the default), smaller when the planes on the sampling grid are smaller
-    patch = min(64, max_patch_size(g.shape, f))
-    cfg = Config(factor=f, arch="isonet2", mode="split", psf=_DEMO_PSF, psf_info=syn["meta"]["psf"],
-                 train_input=str((out / "input.tif").resolve()), voxel_size=list(vs_in), epochs=10_000,
-                 patch_size=patch)
-    res = train(g, cfg, psf=syn["psf"], model_dir=model_dir, time_budget=60.0 * args.minutes,
-                force=args.force, progress=True)
+    if args.pretrained:
+        from ..backends import find_demo_package, trained_model
+
+        model_dir = find_demo_package()
+        model, res = trained_model(model_dir), None
+    else:
+        # 64x64 patches (the default), smaller when the planes on the sampling grid are smaller
+        patch = min(64, max_patch_size(g.shape, f))
+        cfg = Config(factor=f, arch="isonet2", mode="split", psf=_DEMO_PSF,
+                     psf_info=syn["meta"]["psf"], train_input=str((out / "input.tif").resolve()),
+                     voxel_size=list(vs_in), epochs=10_000, patch_size=patch)
+        res = train(g, cfg, psf=syn["psf"], model_dir=model_dir, time_budget=60.0 * args.minutes,
+                    force=args.force, progress=True)
+        model = res.model
     timings["train"] = time.monotonic() - t
 
     t = time.monotonic()
-    restored, info = restore(g, res.model, consistency=True, progress=True, return_info=True)
+    restored, info = restore(g, model, consistency=True, progress=True, return_info=True)
     timings["restore"] = time.monotonic() - t
     vio.write_volume(out / "restored.tif", restored, voxel_size=vs_iso, force=args.force,
                      metadata=_provenance(command="demo", model=str(model_dir.resolve()), psf=_DEMO_PSF,
@@ -613,14 +629,11 @@ def cmd_demo(args) -> int:
         "scores": scores,
         "self_consistency_psnr_db": _r(info["consistency"]["psnr"]),
         "self_consistency_bicubic_psnr_db": _r(info["consistency"]["psnr_bicubic"]),
-        "training": {"stop_reason": res.stop_reason, "epochs": len(res.history),
-                     "steps": int(sum(r["steps"] for r in res.history)),
-                     "best_val_psnr": _r(max(r["val_psnr"] for r in res.history)) if res.history else None,
-                     "val_psnr_input": _r(res.history[-1]["val_psnr_input"]) if res.history else None},
+        "training": _training_summary(res, model_dir),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "total_s": round(time.monotonic() - t_all, 1),
         "setup": {"kind": _DEMO_KIND, "size": args.size, "psf": _DEMO_PSF, "factor": f, "seed": args.seed,
-                  "minutes": args.minutes},
+                  "minutes": 0 if args.pretrained else args.minutes},
         "scoring": "PSNR after a least-squares affine intensity fit (CSBDeep), references cropped "
                    f"to the {n_out}-slice grid; SEG: CTC SEG of the Intermodes/fill-holes/"
                    "watershed segmentation vs the phantom labels",
@@ -631,6 +644,17 @@ def cmd_demo(args) -> int:
         tmp.write_text(md)
     print(md)
     return 0
+
+
+def _training_summary(res, model_dir) -> dict:
+    """What the demo's model went through: this run's training, or the committed package."""
+    if res is None:
+        return {"pretrained": str(model_dir)}
+    hist = res.history
+    return {"stop_reason": res.stop_reason, "epochs": len(hist),
+            "steps": int(sum(r["steps"] for r in hist)),
+            "best_val_psnr": _r(max(r["val_psnr"] for r in hist)) if hist else None,
+            "val_psnr_input": _r(hist[-1]["val_psnr_input"]) if hist else None}
 
 
 def _r(x, nd=3):
@@ -672,10 +696,12 @@ def _scores_markdown(summary) -> str:
             f"| {v.get('SEG', '')} |"
         )
     t = summary["training"]
+    trained = (f"Pretrained model {t['pretrained']} (no training in this run)." if "pretrained" in t
+               else f"Training: {t['epochs']} epochs, {t['steps']} steps ({t['stop_reason']}); "
+                    f"validation PSNR {t['best_val_psnr']} dB (input {t['val_psnr_input']} dB).")
     lines += [
         "",
-        f"Training: {t['epochs']} epochs, {t['steps']} steps ({t['stop_reason']}); validation "
-        f"PSNR {t['best_val_psnr']} dB (input {t['val_psnr_input']} dB). Self-consistency (forward "
+        f"{trained} Self-consistency (forward "
         f"model re-applied, vs the acquired slices; no ground truth): restored "
         f"{summary['self_consistency_psnr_db']} dB, bicubic {summary['self_consistency_bicubic_psnr_db']} dB.",
         "",

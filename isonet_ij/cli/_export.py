@@ -1,0 +1,54 @@
+"""``isonet export``: write ONNX, a TensorFlow SavedModel or a bioimage.io package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+_DESCRIPTION = """\
+Export a trained model directory:
+  onnx        MODEL.onnx (tf2onnx, opset >= 17), (N, 1, H, W) planes, dynamic N/H/W,
+              config, normalization and factor in its metadata; checked against
+              TensorFlow with onnxruntime before it is written
+  savedmodel  a TensorFlow SavedModel folder (serve endpoint returning {"output": ...})
+  bioimageio  a bioimage.io model package (spec 0.5, zip): ONNX, SavedModel and Keras
+              weights, scale_linear pre/postprocessing from the training percentiles,
+              test tensors, cover, README, training config; validated before it is written
+
+Examples:
+  isonet export model/ --format onnx -o model.onnx
+  isonet export model/ --format bioimageio -o isonet.bioimageio.zip
+  isonet restore input.tif --model isonet.bioimageio.zip --backend onnx -o restored.tif
+"""
+
+
+def register(subparsers) -> None:
+    """Add ``export``."""
+    p = subparsers.add_parser("export", help="export a model (ONNX, SavedModel, bioimage.io package)",
+                              description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL_DIR", help="model directory of `isonet train`")
+    p.add_argument("--format", required=True, choices=("onnx", "bioimageio", "savedmodel"), dest="fmt")
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help=".onnx file, .zip package or SavedModel folder")
+    p.add_argument("--sample", default=None, metavar="VOLUME.tif",
+                   help="bioimageio: volume for test tensors and cover (default: the training input, else a phantom)")
+    p.add_argument("--weights", choices=("best", "last"), default="best", help="checkpoint (default best)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from ..export import export
+
+    kw = {}
+    if args.fmt != "savedmodel":
+        kw["opset"] = args.opset
+    if args.fmt == "bioimageio":
+        kw["sample"] = args.sample
+    path = export(args.model, args.fmt, args.output, force=args.force, weights=args.weights, **kw)
+    print(json.dumps({"format": args.fmt, "output": str(path)}))
+    return 0

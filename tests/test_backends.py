@@ -1,0 +1,168 @@
+"""Inference backends: onnxruntime vs TensorFlow parity, artifact loading, bad artifacts."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tf2onnx")
+
+from isonet_ij import nets  # noqa: E402
+from isonet_ij.backends import (  # noqa: E402
+    ArtifactError,
+    OnnxBackend,
+    TensorFlowBackend,
+    default_backend,
+    load_backend,
+    safe_extract,
+    trained_model,
+)
+from isonet_ij.config import Config, ModelDirError, TrainedModel, write_config  # noqa: E402
+from isonet_ij.export import export_onnx, onnx_bytes  # noqa: E402
+from isonet_ij.restore import restore  # noqa: E402
+from isonet_ij.train import train  # noqa: E402
+
+
+def smooth_volume(shape, seed=0, factor=3):
+    from scipy.ndimage import gaussian_filter
+
+    z, y, x = shape
+    v = gaussian_filter(np.random.default_rng(seed).random((z * factor, y, x)), 2)[::factor]
+    return (100 + 1000 * (v - v.min()) / np.ptp(v)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A briefly trained IsoNet-2 model directory (mode none, a few steps)."""
+    d = tmp_path_factory.mktemp("backends") / "model"
+    cfg = Config(factor=3, arch="isonet2", mode="none", patch_size=16, batch_size=4, epochs=1,
+                 steps_per_epoch=4, n_validation=4, seed=0)
+    train(smooth_volume((8, 36, 36)), cfg, model_dir=d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def onnx_file(trained, tmp_path_factory):
+    return export_onnx(trained, tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 64), (1, 48, 96), (3, 100, 36)])
+def test_onnx_and_tensorflow_planes_agree_on_square_and_non_square_sizes(trained, onnx_file, shape):
+    tf_be = load_backend(trained, backend="tensorflow")
+    ort_be = load_backend(onnx_file)
+    assert isinstance(tf_be, TensorFlowBackend) and isinstance(ort_be, OnnxBackend)
+    x = np.random.default_rng(1).random(shape).astype(np.float32)
+    a, b = ort_be.predict(x), tf_be.predict(x)
+    assert a.shape == shape and a.dtype == np.float32
+    assert np.max(np.abs(a - b)) <= 1e-4
+    assert np.std(a) > 0.1 * np.std(x)  # not a dead network (a zero model would also agree)
+
+
+@pytest.mark.parametrize("shape", [(6, 40, 40), (5, 36, 52), (7, 44, 28)])
+def test_onnx_backend_restores_the_same_volume_as_tensorflow(trained, onnx_file, shape):
+    vol = smooth_volume(shape, seed=2)
+    ref, info = restore(vol, trained_model(trained, backend="tensorflow"), return_info=True)
+    got = restore(vol, trained_model(onnx_file, backend="onnx"))
+    lo, hi = info["normalization"]["low"], info["normalization"]["high"]
+    assert got.shape == ref.shape == (int((shape[0] - 1) * 3) + 1,) + shape[1:]
+    assert np.max(np.abs(got - ref)) / (hi - lo) <= 1e-4
+    from isonet_ij import grid
+
+    W = grid.interpolation_matrix(shape[0], grid.output_coordinates(shape[0], 3))
+    bicubic = np.tensordot(W, vol, axes=(1, 0))
+    # the network changed the volume well beyond the tolerance: not two trivial outputs
+    assert np.max(np.abs(ref - bicubic)) / (hi - lo) > 1e-2
+
+
+def test_model_dir_converts_in_memory_for_onnx_and_default_is_the_faster_tensorflow(trained):
+    assert default_backend() == "tensorflow"  # benchmarks/results/backends.md
+    assert load_backend(trained).name == "tensorflow"
+    be = load_backend(trained, backend="onnx")
+    assert be.name == "onnx" and be.config.factor == 3 and be.weights == "best"
+    assert isinstance(trained_model(trained, backend="onnx").net, OnnxBackend)
+
+
+def test_onnx_file_keeps_the_config(onnx_file, trained):
+    be = load_backend(onnx_file)
+    cfg = json.loads((trained / "config.json").read_text())
+    assert be.config.to_dict()["normalization"] == cfg["normalization"]
+    with pytest.raises(ValueError, match="ONNX file"):
+        load_backend(onnx_file, backend="tensorflow")
+
+
+def test_model_dir_with_missing_weights_is_a_clear_error(tmp_path):
+    write_config(tmp_path, Config(factor=2, arch="isonet1", mode="none"))
+    with pytest.raises(ModelDirError, match="no weights"):
+        load_backend(tmp_path)
+
+
+def test_unrelated_onnx_file_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "other", [x], [y])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(ArtifactError, match="without isonet metadata"):
+        load_backend(path)
+    (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all \x00\xff" * 10)
+    with pytest.raises(ArtifactError, match="not a readable ONNX|without isonet metadata"):
+        load_backend(tmp_path / "junk.onnx")
+
+
+def test_corrupted_zip_is_a_clear_error(tmp_path):
+    bad = tmp_path / "pkg.zip"
+    bad.write_bytes(b"PK\x03\x04 this is not really a zip")
+    with pytest.raises(ArtifactError, match="not a valid zip"):
+        load_backend(bad)
+
+
+def test_zip_with_a_member_outside_the_target_is_refused_and_nothing_is_written(tmp_path):
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("rdf.yaml", "type: model\n")
+        zf.writestr("../escaped.txt", "gotcha")
+    target = tmp_path / "out" / "pkg"
+    with pytest.raises(ArtifactError, match="unsafe member"):
+        safe_extract(evil, target)
+    assert not (tmp_path / "out" / "escaped.txt").exists()
+    assert not any(target.iterdir())
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("/abs/path.txt", "x")
+    with pytest.raises(ArtifactError, match="unsafe member"):
+        safe_extract(evil, target)
+
+
+def test_package_of_another_spec_version_is_refused(tmp_path):
+    pkg = tmp_path / "old.zip"
+    with zipfile.ZipFile(pkg, "w") as zf:
+        zf.writestr("rdf.yaml", "type: model\nformat_version: 0.4.10\nname: old\n")
+    with pytest.raises(ArtifactError, match="format_version '0.4.10'"):
+        load_backend(pkg, workdir=tmp_path / "x")
+
+
+def test_keras_files_are_loaded_in_safe_mode(tmp_path):
+    from isonet_ij.backends import _load_keras_safe
+
+    keras = nets._keras()
+    inp = keras.Input((4,))
+    out = keras.layers.Lambda(lambda t: t * 2)(inp)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inp, out).save(path)
+    with pytest.raises(ArtifactError, match="safe mode"):
+        _load_keras_safe(path)
+
+
+def test_tensorflow_backend_on_an_in_memory_model_needs_no_files():
+    cfg = Config(factor=2, arch="isonet1", mode="none", dropout=0.0)
+    tm = TrainedModel(cfg, nets.build_model("isonet1", dropout=0.0, seed=0), None, None, "memory")
+    be = load_backend(tm, backend="tensorflow")
+    x = np.random.default_rng(0).random((13, 17)).astype(np.float32)
+    np.testing.assert_allclose(be.predict(x), np.asarray(tm.net(x[None, ..., None]))[0, ..., 0], atol=1e-6)
+    ort = OnnxBackend(onnx_bytes(tm), cfg)
+    assert np.max(np.abs(ort.predict(x) - be.predict(x))) <= 1e-4
