@@ -31,3 +31,54 @@ def imagej_jvm():
     except (FileNotFoundError, JVMError) as exc:
         pytest.skip(f"ImageJ tests need Java and ij.jar: {exc}")
     return start_jvm(headless=True)
+
+
+# --------------------------------------------------------------------------- ImageJ bridge
+
+
+def nuclei_stack(shape=(24, 48, 48), factor=3, n=6, seed=1) -> "np.ndarray":
+    """A small anisotropic uint16 stack of blurred bright spheres (every ``factor``-th slice)."""
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    z, y, x = shape
+    vol = np.zeros(shape, np.float32)
+    zz, yy, xx = np.mgrid[:z, :y, :x]
+    for _ in range(n):
+        c = rng.uniform([4, 8, 8], [z - 4, y - 8, x - 8])
+        r = rng.uniform(4, 7)
+        vol[((zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2) < r * r] = 1
+    vol = ndi.gaussian_filter(vol, (2, 1, 1))[::factor]
+    vol = 100 + 1000 * vol + rng.normal(0, 10, vol.shape)
+    return np.clip(vol, 0, 65535).astype(np.uint16)
+
+
+@pytest.fixture(scope="session")
+def imagej_bridge(imagej_jvm):
+    """The IsoNet commands registered in the session's (headless) ImageJ."""
+    from isonet_ij.imagej import bridge
+
+    bridge.install_commands(menus=False)
+    return bridge
+
+
+@pytest.fixture(scope="session")
+def imagej_stack():
+    """(8, 48, 48) uint16 nuclei stack, voxel (0.6, 0.2, 0.2) um: anisotropy factor 3."""
+    return nuclei_stack(), (0.6, 0.2, 0.2)
+
+
+@pytest.fixture(scope="session")
+def imagej_tiny_model(tmp_path_factory, imagej_stack):
+    """A tiny IsoNet-1 model (mode none, 1 epoch x 2 steps) in a folder with spaces."""
+    pytest.importorskip("tensorflow")
+    from isonet_ij.config import Config
+    from isonet_ij.train import train
+
+    data, _ = imagej_stack
+    model_dir = tmp_path_factory.mktemp("imagej models") / "tiny model"
+    cfg = Config(factor=3.0, arch="isonet1", mode="none", patch_size=16, batch_size=4,
+                 epochs=1, steps_per_epoch=2, n_validation=4, seed=0)
+    train(data, cfg, model_dir=model_dir)
+    return model_dir

@@ -1,8 +1,11 @@
-"""Start a JVM with ImageJ 1.x (``ij.jar``) on the class path, through scyjava.
+"""Start (or attach to) a JVM with ImageJ: ImageJ 1.x through scyjava, or a Fiji through pyimagej.
 
-This is the ImageJ 1.x route only: it never imports ``imagej`` (pyimagej), because that
-import registers a Maven endpoint with scyjava and a later start then needs network access
-to Maven. Java is never downloaded (``fetch="never"``): a system JDK/JRE must be present.
+:func:`start_jvm` is the ImageJ 1.x route: it never imports ``imagej`` (pyimagej), because
+that import registers a Maven endpoint with scyjava and a later start then needs network
+access to Maven. Java is never downloaded (``fetch="never"``): a system JDK/JRE must be
+present. :func:`start_imagej` picks the route: a Fiji installation (``fiji=`` or
+``$FIJI_HOME``) through ``imagej.init(DIR)``, else ``ij.jar``; and attaches to a JVM that is
+already running with ImageJ (inside Fiji's Python mode).
 
 Nothing here runs at import time; the JVM starts on the first :func:`start_jvm` call and
 stays up for the life of the Python process (a JVM cannot be restarted in-process).
@@ -15,7 +18,17 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["JVMError", "find_ij_jar", "find_java", "start_jvm", "jvm_started", "DEBIAN_IJ_JARS"]
+__all__ = [
+    "JVMError",
+    "find_ij_jar",
+    "find_java",
+    "find_fiji",
+    "start_jvm",
+    "start_imagej",
+    "jvm_started",
+    "jvm_headless",
+    "DEBIAN_IJ_JARS",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -24,6 +37,8 @@ DEBIAN_IJ_JARS = ("/usr/share/java/ij.jar",)
 
 #: Environment variable naming an ``ij.jar`` to use instead of the Debian one.
 ENV_JAR = "ISONET_IJ_JAR"
+#: Environment variable naming a Fiji installation (``Fiji.app``) to start through pyimagej.
+ENV_FIJI = "FIJI_HOME"
 
 _INSTALL_HINT = (
     "install ImageJ 1.x (Debian/Ubuntu: `apt-get install libij-java`) or set "
@@ -32,6 +47,8 @@ _INSTALL_HINT = (
 
 # The options the running JVM was started with by this module (None: not started here).
 _started_with: dict | None = None
+# The pyimagej gateway when started through a Fiji installation.
+_gateway = None
 
 
 class JVMError(RuntimeError):
@@ -217,3 +234,132 @@ def _ij_version() -> str | None:
     except Exception:  # noqa: BLE001 - ClassNotFound surfaces under several types
         return None
     return str(IJ.getFullVersion())
+
+
+def jvm_headless() -> bool:
+    """True when the running JVM has no display (``java.awt.GraphicsEnvironment``)."""
+    import jpype
+
+    return bool(jpype.JClass("java.awt.GraphicsEnvironment").isHeadless())
+
+
+def find_fiji(fiji=None) -> Path | None:
+    """The Fiji installation to use: ``fiji``, else ``$FIJI_HOME``, else None.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist or holds no ``jars/`` folder (not a Fiji installation).
+    """
+    where = "--fiji" if fiji is not None else ENV_FIJI
+    if fiji is None:
+        fiji = os.environ.get(ENV_FIJI) or None
+    if fiji is None:
+        return None
+    path = Path(fiji).expanduser()
+    if path.name != "Fiji.app" and (path / "Fiji.app").is_dir():
+        path = path / "Fiji.app"
+    if not path.is_dir() or not (path / "jars").is_dir():
+        msg = (
+            f"{where} {str(fiji)!r} is not a Fiji installation (no jars/ folder); give the "
+            "Fiji.app folder"
+        )
+        raise FileNotFoundError(msg)
+    return path
+
+
+def start_imagej(*, fiji=None, display: str = "auto", max_heap: str | None = None) -> str:
+    """Start ImageJ for the bridge, or attach to the one running in this process.
+
+    Parameters
+    ----------
+    fiji : str or Path, optional
+        A Fiji installation (``Fiji.app``); default ``$FIJI_HOME``. Started through
+        pyimagej (``imagej.init(DIR)``). Without one, ImageJ 1.x from ``ij.jar``
+        (``$ISONET_IJ_JAR`` or Debian's ``libij-java``) through scyjava.
+    display : {"auto", "xvfb", "headless", "display"}
+        How to get a display before the JVM starts (see :mod:`isonet_ij.imagej.display`):
+        ``"auto"`` uses ``$DISPLAY``, else starts a private Xvfb, else runs headless.
+    max_heap : str, optional
+        JVM maximum heap (``-Xmx``), e.g. ``"8g"``.
+
+    Returns
+    -------
+    str
+        ImageJ's version (``IJ.getFullVersion()``).
+
+    Raises
+    ------
+    JVMError, FileNotFoundError
+        No Java, no ImageJ jar, not a Fiji folder, pyimagej failing to start Fiji.
+
+    Notes
+    -----
+    When a JVM is already running (a second call, or inside Fiji's Python mode), nothing
+    is started: it is used as it is (``fiji``, ``display`` and ``max_heap`` are ignored,
+    with a log message when they were given).
+    """
+    from .display import ensure_display
+
+    if jvm_started():
+        version = _ij_version()
+        if version is None:
+            msg = (
+                "a JVM is already running in this process without ImageJ on its class "
+                "path, and a JVM cannot be restarted; start ImageJ first"
+            )
+            raise JVMError(msg)
+        if fiji is not None or max_heap is not None:
+            _log.info("ImageJ %s is already running; --fiji/--heap are ignored", version)
+        return version
+    fiji_dir = find_fiji(fiji)
+    if max_heap is not None and not _valid_heap(max_heap):
+        msg = f"`max_heap` must look like '512m' or '4g', got {max_heap!r}"
+        raise ValueError(msg)
+    headless = ensure_display(display)
+    if fiji_dir is None:
+        return start_jvm(headless=headless, max_heap=max_heap)
+    return _start_fiji(fiji_dir, headless=headless, max_heap=max_heap)
+
+
+def _start_fiji(fiji_dir: Path, *, headless: bool, max_heap: str | None, mode: str | None = None) -> str:
+    """Start a local Fiji through pyimagej (no downloads: local jars only).
+
+    ``mode`` overrides pyimagej's mode (``"gui"`` blocks until Fiji quits: macOS).
+    """
+    global _gateway, _started_with
+    try:
+        find_java()
+    except JVMError:
+        bundled = sorted((fiji_dir / "java").glob("*/*/bin/java")) + sorted(
+            (fiji_dir / "java").glob("*/*/Contents/Home/bin/java"))
+        if not bundled:
+            raise
+        os.environ["JAVA_HOME"] = str(bundled[-1].parent.parent)
+    try:
+        import scyjava.config as sjconfig
+
+        import imagej
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        msg = f"pyimagej is not installed ({exc}): pip install 'isonet-ij[imagej]'"
+        raise JVMError(msg) from exc
+    sjconfig.set_java_constraints(fetch="never")
+    if max_heap is not None:
+        sjconfig.add_option(f"-Xmx{max_heap}")
+    mode = mode or ("headless" if headless else "interactive")
+    try:
+        _gateway = imagej.init(str(fiji_dir), mode=mode)
+    except Exception as exc:  # pyimagej / JPype raise many types
+        msg = f"could not start Fiji from {str(fiji_dir)!r} through pyimagej ({mode}): {exc}"
+        raise JVMError(msg) from exc
+    _started_with = {"headless": headless, "max_heap": max_heap, "fiji": str(fiji_dir)}
+    version = _ij_version()
+    if version is None:  # pragma: no cover
+        msg = f"Fiji started from {str(fiji_dir)!r} but ImageJ 1.x classes are missing"
+        raise JVMError(msg)
+    return version
+
+
+def gateway():
+    """The pyimagej gateway when ImageJ was started from a Fiji installation, else None."""
+    return _gateway

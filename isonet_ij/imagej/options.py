@@ -1,0 +1,366 @@
+"""Options of the ImageJ commands: one spec per command, macro-string parsing, recording.
+
+Pure Python (no Java): the same spec builds the GenericDialog, parses the options of a
+macro call ``run("IsoNet Restore", "model=[/a b/model] factor=4.9")``, and formats the line
+the macro Recorder writes, so a recorded line always parses back to the same values.
+
+Option strings follow ImageJ's conventions: ``key=value``; ``key=[value with spaces]``;
+a bare ``key`` switches a check box on (an absent key leaves it off). Keys are the first
+word of the dialog label in lower case, as ImageJ's GenericDialog derives them. Unlike
+ImageJ, an unknown key is an error (ImageJ silently ignores a typo and uses the default).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Option",
+    "CommandSpec",
+    "COMMANDS",
+    "OptionError",
+    "parse_options",
+    "format_options",
+    "tokenize",
+    "convert_value",
+    "check_required",
+    "format_value",
+]
+
+
+class OptionError(ValueError):
+    """Macro options that cannot be used; the message names the key and says what to do."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a command.
+
+    Attributes
+    ----------
+    key : str
+        Macro key (lower case, no spaces): the first word of ``label``.
+    kind : {"path", "string", "number", "int", "choice", "bool"}
+    default : object
+        Value when the key is absent (``None``: required for paths/strings).
+    label : str
+        Dialog label; its first word, lower-cased, is ``key``.
+    help : str
+        One line for the dialog's help and the docs.
+    choices : tuple of str
+        For ``kind="choice"``.
+    minimum : float, optional
+        Smallest allowed value of numbers.
+    required : bool
+        An empty value is an error.
+    hyperstack_only : bool
+        Shown in the dialog only for images with several channels or frames.
+    """
+
+    key: str
+    kind: str
+    default: object
+    label: str
+    help: str = ""
+    choices: tuple = ()
+    minimum: float | None = None
+    required: bool = False
+    hyperstack_only: bool = False
+
+    @property
+    def display_label(self) -> str:
+        """The dialog label, capitalized."""
+        return self.label[:1].upper() + self.label[1:]
+
+    def __post_init__(self):
+        first = self.label.split(" ", 1)[0].lower().rstrip(":")
+        if first != self.key:  # pragma: no cover - a programming error in the specs
+            msg = f"option label {self.label!r} must start with its key {self.key!r}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command: its ImageJ name, what it does, and its options."""
+
+    name: str
+    summary: str
+    options: tuple = field(default_factory=tuple)
+
+    def option(self, key: str) -> Option:
+        for opt in self.options:
+            if opt.key == key:
+                return opt
+        raise KeyError(key)
+
+    @property
+    def keys(self) -> list[str]:
+        return [o.key for o in self.options]
+
+    def defaults(self) -> dict:
+        return {o.key: o.default for o in self.options}
+
+    def example(self) -> str:
+        """A macro line with the required options filled with placeholders."""
+        req = " ".join(f"{o.key}=[...]" for o in self.options if o.required)
+        return f'run("{self.name}", "{req}");'
+
+
+_CHANNEL = Option(
+    "channel", "int", 0, "channel (0 = current)", "channel of a multi-channel image (1-based); "
+    "0: the image's current channel", minimum=0, hyperstack_only=True,
+)
+_FRAME = Option(
+    "frame", "int", 0, "frame (0 = current)", "time point of a time series (1-based); 0: the "
+    "image's current frame", minimum=0, hyperstack_only=True,
+)
+
+RESTORE = CommandSpec(
+    "IsoNet Restore",
+    "restore isotropic resolution of the current stack with a trained model (all channels "
+    "and frames); opens a new 32-bit stack on the isotropic grid",
+    (
+        Option("model", "path", None, "model folder", "model directory written by IsoNet Train "
+               "or `isonet train`", required=True),
+        Option("factor", "number", 0.0, "factor (0 = from calibration)", "anisotropy factor = "
+               "voxel depth / pixel width; 0: from the image's calibration (else the model's)",
+               minimum=0.0),
+        Option("fusion", "choice", "model", "fusion of the xz and yz passes", "mean, geometric, "
+               "or the model's setting", choices=("model", "mean", "geometric")),
+        Option("normalization", "choice", "volume", "normalization", "intensity percentiles of "
+               "this image (volume) or of the training volume (model)",
+               choices=("volume", "model")),
+        Option("weights", "choice", "best", "weights", "checkpoint: best validation or last epoch",
+               choices=("best", "last")),
+        Option("memory", "string", "1G", "memory budget of inference (e.g. 1G, 512M)",
+               "working memory of the network pass; input and output come on top"),
+        Option("batch", "int", 8, "batch size (tiles per network call)", "tiles per network "
+               "call", minimum=1),
+    ),
+)
+
+SEGMENT = CommandSpec(
+    "IsoNet Segment",
+    "segment bright nuclei of the current stack (Intermodes threshold, fill holes, 3D "
+    "distance-transform watershed); opens a 16-bit label stack",
+    (
+        Option("threshold", "string", "intermodes", "threshold (intermodes, otsu or a value)",
+               "ImageJ's automatic method on the stack histogram (dark background), or an "
+               "intensity: voxels >= value are nuclei"),
+        Option("fill", "choice", "3d", "fill holes", "fill holes in 3D, per slice (as "
+               "Process > Binary > Fill Holes), or not", choices=("3d", "2d", "off")),
+        Option("dynamic", "number", 2.0, "dynamic of watershed seeds (pixels)", "minimum "
+               "dynamic of a seed on the distance map, in pixel widths; larger merges more",
+               minimum=0.0),
+        Option("connectivity", "choice", "6", "connectivity", "3D neighbourhood",
+               choices=("6", "26")),
+        Option("minimum", "int", 0, "minimum size (voxels)", "drop objects smaller than this",
+               minimum=0),
+        _CHANNEL,
+        _FRAME,
+    ),
+)
+
+TRAIN = CommandSpec(
+    "IsoNet Train",
+    "train an IsoNet model on the current stack itself (self-supervised) and write a model "
+    "folder that IsoNet Restore and `isonet restore` use",
+    (
+        Option("model", "path", None, "model folder (output)", "directory to write the model "
+               "into (created; must be empty unless overwrite or resume)", required=True),
+        Option("psf", "string", "gaussian:2,8", "PSF", "PSF on the isotropic grid: "
+               "gaussian:SXY,SZ (voxels), confocal:na=..,ex=..,em=.., lightsheet:..., "
+               "widefield:..., or a PSF .tif path (not used by mode none)"),
+        Option("mode", "choice", "split", "mode", "training kernel: split (h_split), full "
+               "(rotated PSF), none (SRCNN, no PSF)", choices=("split", "full", "none")),
+        Option("arch", "choice", "isonet2", "arch (network)", "IsoNet-2 (U-Net) or IsoNet-1",
+               choices=("isonet2", "isonet1")),
+        Option("factor", "number", 0.0, "factor (0 = from calibration)", "anisotropy factor = "
+               "voxel depth / pixel width; 0: from the image's calibration", minimum=0.0),
+        Option("epochs", "int", 100, "epochs", "number of epochs", minimum=1),
+        Option("steps", "int", 50, "steps per epoch", "optimizer steps per epoch", minimum=1),
+        Option("patch", "int", 64, "patch size (pixels)", "side of square training patches, a "
+               "multiple of 4", minimum=8),
+        Option("batch", "int", 16, "batch size (patches per step)", "patches per step",
+               minimum=1),
+        Option("time", "number", 0.0, "time budget (minutes, 0 = none)", "stop after this "
+               "wall-clock time, keeping the best checkpoint", minimum=0.0),
+        Option("seed", "int", 0, "seed", "random seed", minimum=0),
+        _CHANNEL,
+        _FRAME,
+        Option("resume", "bool", False, "resume an interrupted training", "continue from the "
+               "model folder's last checkpoint"),
+        Option("overwrite", "bool", False, "overwrite an existing model folder",
+               "replace the files of an existing model folder"),
+    ),
+)
+
+#: The commands by ImageJ name, in menu order.
+COMMANDS = {spec.name: spec for spec in (TRAIN, RESTORE, SEGMENT)}
+
+_TOKEN = re.compile(r"\s*([^\s=\[\]]+)(?:=(\[[^\]]*\]|[^\s]*))?")
+
+
+def tokenize(options: str) -> list[tuple[str, str | None]]:
+    """Split an ImageJ option string into ``(key, value)`` pairs (value None: bare key).
+
+    >>> tokenize("model=[/a b/m] factor=4.9 consistency")
+    [('model', '/a b/m'), ('factor', '4.9'), ('consistency', None)]
+    """
+    out = []
+    text = options or ""
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            snippet = text[pos:].strip()[:40]
+            msg = (
+                f"cannot read the options near {snippet!r}: write key=value, "
+                "key=[value with spaces] or a bare key, separated by spaces"
+            )
+            raise OptionError(msg)
+        key, value = m.group(1), m.group(2)
+        if value is not None and value.startswith("["):
+            value = value[1:-1]
+        out.append((key.lower(), value))
+        pos = m.end()
+    return out
+
+
+def _suggest(key: str, keys) -> str:
+    close = difflib.get_close_matches(key, list(keys), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def convert_value(spec: CommandSpec, opt: Option, raw) -> object:
+    """One option's text (None: a bare key) as its typed value; OptionError if invalid."""
+    where = f"{spec.name}: option `{opt.key}`"
+    if opt.kind == "bool":
+        if raw is None:
+            return True
+        low = str(raw).strip().lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        msg = f"{where} is a check box: write `{opt.key}` to switch it on, got {opt.key}={raw}"
+        raise OptionError(msg)
+    if raw is None:
+        msg = f"{where} needs a value: {opt.key}=..."
+        raise OptionError(msg)
+    text = str(raw).strip()
+    if opt.kind in ("path", "string"):
+        if opt.required and not text:
+            msg = f"{where} must not be empty ({opt.help})"
+            raise OptionError(msg)
+        return text
+    if opt.kind == "choice":
+        low = text.lower()
+        if low not in opt.choices:
+            msg = f"{where} must be one of {', '.join(opt.choices)}, got {text!r}"
+            raise OptionError(msg)
+        return low
+    try:
+        value = float(text)
+    except ValueError:
+        kind = "an integer" if opt.kind == "int" else "a number"
+        msg = f"{where} must be {kind}, got {text!r}"
+        raise OptionError(msg) from None
+    if not math.isfinite(value):
+        msg = f"{where} must be finite, got {text!r}"
+        raise OptionError(msg)
+    if opt.kind == "int":
+        if value != int(value):
+            msg = f"{where} must be an integer, got {text!r}"
+            raise OptionError(msg)
+        value = int(value)
+    if opt.minimum is not None and value < opt.minimum:
+        msg = f"{where} must be >= {opt.minimum:g}, got {text!r}"
+        raise OptionError(msg)
+    return value
+
+
+def parse_options(spec: CommandSpec, options: str | None) -> dict:
+    """Values of every option of ``spec`` from a macro option string.
+
+    Parameters
+    ----------
+    spec : CommandSpec
+    options : str or None
+        ImageJ option string (``Macro.getOptions()``); None or "" gives the defaults.
+
+    Returns
+    -------
+    dict
+        ``{key: value}`` for every option (defaults filled in), values converted.
+
+    Raises
+    ------
+    OptionError
+        Unknown key (with a suggestion), repeated key, malformed or out-of-range value,
+        missing required option.
+    """
+    values = spec.defaults()
+    seen = set()
+    for key, raw in tokenize(options or ""):
+        if key not in values:
+            msg = (
+                f"{spec.name}: unknown option `{key}`{_suggest(key, spec.keys)} "
+                f"(options: {', '.join(spec.keys)})"
+            )
+            raise OptionError(msg)
+        if key in seen:
+            msg = f"{spec.name}: option `{key}` is given twice"
+            raise OptionError(msg)
+        seen.add(key)
+        values[key] = convert_value(spec, spec.option(key), raw)
+    check_required(spec, values)
+    return values
+
+
+def check_required(spec: CommandSpec, values: dict) -> None:
+    """Raise OptionError when a required option has no value."""
+    for opt in spec.options:
+        if opt.required and not values.get(opt.key):
+            msg = (
+                f"{spec.name}: option `{opt.key}` is required ({opt.help}), e.g. "
+                f"{spec.example()}"
+            )
+            raise OptionError(msg)
+
+
+def format_value(opt: Option, value) -> str | None:
+    """The text of one value in an option string (None: leave the key out)."""
+    if opt.kind == "bool":
+        return "" if value else None
+    if opt.kind == "number":
+        value = float(value)
+        return repr(int(value)) if value == int(value) else repr(value)
+    return str(value)
+
+
+def format_options(spec: CommandSpec, values: dict) -> str:
+    """An option string that :func:`parse_options` reads back to ``values``.
+
+    Check boxes that are off are left out; values with spaces are bracketed.
+
+    >>> format_options(SEGMENT, {"threshold": "otsu", "minimum": 5})
+    'threshold=otsu fill=3d dynamic=2 connectivity=6 minimum=5 channel=0 frame=0'
+    """
+    parts = []
+    for opt in spec.options:
+        text = format_value(opt, values.get(opt.key, opt.default))
+        if text is None:
+            continue
+        if opt.kind == "bool":
+            parts.append(opt.key)
+            continue
+        if any(c.isspace() for c in text) or text == "":
+            text = f"[{text}]"
+        parts.append(f"{opt.key}={text}")
+    return " ".join(parts)
