@@ -17,7 +17,7 @@ from .. import __version__
 __all__ = ["main", "build_parser"]
 
 #: Modules (relative to this package) that contribute sub-commands, in help order.
-_COMMAND_MODULES = ("_synth", "_engine", "_segment", "_imagej", "_export")
+_COMMAND_MODULES = ("_synth", "_engine", "_segment", "_imagej", "_export", "_psf")
 
 
 class CliError(Exception):

@@ -1,0 +1,100 @@
+"""psf_estimate: bead averaging and axial-blur estimation (synthetic, independent truths)."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from isonet_ij import psf as P
+from isonet_ij.psf_estimate import estimate_axial_blur, psf_from_beads
+
+
+def _model(kind):
+    if kind == "gaussian":
+        return P.gaussian_psf(1.5, 3.0, shape=(21, 13, 13))
+    if kind == "confocal":
+        return P.confocal_psf(na=1.1, wavelength_ex=488, wavelength_em=520,
+                              voxel_size=(0.1, 0.04, 0.04), shape=(31, 15, 15))
+    return P.lightsheet_psf(na_detect=0.8, na_illum=0.1, wavelength_ex=488, wavelength_em=520,
+                            voxel_size=(0.4, 0.08, 0.08), shape=(31, 15, 15))
+
+
+def _beads(h, *, seed=0, shape=(64, 80, 80), photons=2000, n_pairs=4, grid=4):
+    """Beads at random sub-voxel offsets (Fourier-shifted model PSF), touching pairs, Poisson."""
+    rng = np.random.default_rng(seed)
+    vol = np.zeros(shape)
+    half = [s // 2 for s in h.shape]
+    pad = np.pad(h.astype(np.float64), [(s, s) for s in half])
+    fpad = np.fft.fftn(pad)
+    c = [s // 2 for s in pad.shape]
+    pts = [(z, y, x) for z in (20, shape[0] - 20)
+           for y in np.linspace(13, shape[1] - 14, grid).astype(int)
+           for x in np.linspace(13, shape[2] - 14, grid).astype(int)]
+    for k, (z, y, x) in enumerate(pts):
+        sh = np.fft.ifftn(ndimage.fourier_shift(fpad, rng.uniform(-0.5, 0.5, 3))).real
+        sub = sh[tuple(slice(ci - hi, ci + hi + 1) for ci, hi in zip(c, half))]
+        sub = sub / sub.max()
+        sl = [slice(p - hi, p + hi + 1) for p, hi in zip((z, y, x), half)]
+        vol[tuple(sl)] += sub
+        if k < n_pairs:  # a touching partner 3-4 voxels away along y
+            d = int(rng.integers(3, 5))
+            sl[1] = slice(y - half[1] + d, y + half[1] + 1 + d)
+            vol[tuple(sl)] += 0.9 * sub
+    return rng.poisson(np.clip(vol, 0, None) * photons + 20).astype(np.uint16)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "confocal", "lightsheet"])
+def test_beads_fwhm_within_10_percent(kind, tmp_path):
+    h = _model(kind)
+    psf, rep = psf_from_beads(_beads(h), voxel_size=(0.2, 0.05, 0.05), plot=tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert rep["n_used"] >= 20
+    assert rep["n_used"] <= 32 - 2  # touching pairs rejected (merged or clustered)
+    assert psf.dtype == np.float32 and abs(psf.sum() - 1) < 1e-5
+    assert all(s % 2 == 1 for s in psf.shape)
+    np.testing.assert_allclose(rep["fwhm_voxels"], P.psf_fwhm(h), rtol=0.10)
+    np.testing.assert_allclose(rep["fwhm_um"][0], rep["fwhm_voxels"][0] * 0.2, rtol=1e-6)
+    if kind == "gaussian":
+        np.testing.assert_allclose(rep["gaussian_sigma_voxels"], (3.0, 1.5, 1.5), rtol=0.10)
+
+
+def test_beads_bad_input():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="no bead"):
+        psf_from_beads(rng.poisson(20, (32, 40, 40)).astype(np.uint16))
+    h = _model("gaussian")
+    sat = _beads(h, photons=200000).astype(np.float64)
+    sat = np.clip(sat, 0, 60000).astype(np.uint16)
+    sat[sat >= 60000] = 65535
+    with pytest.raises(ValueError, match="saturated.*lower laser power"):
+        psf_from_beads(sat)
+    # one dense cluster only: nothing isolated
+    dense = np.zeros((48, 48, 48))
+    for dy in (0, 4, 8):
+        dense[24, 20 + dy, 24] = 1.0
+    dense = ndimage.gaussian_filter(dense, (3, 1.5, 1.5)) * 1e5 + 20
+    with pytest.raises(ValueError, match="none is isolated"):
+        psf_from_beads(np.random.default_rng(1).poisson(dense).astype(np.uint16))
+
+
+def test_cli_from_beads(tmp_path):
+    from isonet_ij.cli import main
+    from isonet_ij.io import read_volume, write_volume
+
+    src = write_volume(tmp_path / "beads.tif", _beads(_model("gaussian"), grid=3),
+                       voxel_size=(0.2, 0.05, 0.05))
+    out = tmp_path / "psf.tif"
+    assert main(["psf", "from-beads", str(src), "-o", str(out), "--report", str(tmp_path / "r.json")]) == 0
+    v = read_volume(out)
+    assert abs(float(v.data.sum()) - 1) < 1e-4
+    rep = json.loads((tmp_path / "r.json").read_text())
+    np.testing.assert_allclose(rep["gaussian_sigma_voxels"], (3.0, 1.5, 1.5), rtol=0.10)
+    assert main(["psf", "from-beads", str(src), "-o", str(out)]) == 2  # exists, no --force
+
+
+def test_axial_blur_bad_input():
+    with pytest.raises(ValueError, match="at least 4"):
+        estimate_axial_blur(np.random.default_rng(0).random((3, 64, 64)), factor=4)
+    with pytest.raises(ValueError, match="constant"):
+        estimate_axial_blur(np.ones((8, 64, 64)), factor=4)
