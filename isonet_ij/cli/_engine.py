@@ -137,7 +137,8 @@ def register(subparsers) -> None:
     # ---- restore
     p = subparsers.add_parser("restore", help="restore isotropic resolution with a trained model",
                               description=_RESTORE_DESCRIPTION, formatter_class=fmt)
-    p.add_argument("input", metavar="INPUT.tif", help="anisotropic volume (ZYX, ZCYX or TZCYX)")
+    p.add_argument("input", metavar="INPUT.tif",
+                   help="anisotropic volume (TIFF: ZYX, ZCYX or TZCYX; or an OME-Zarr / zarr ZYX)")
     p.add_argument("--model", required=True, metavar="MODEL",
                    help="model directory of `isonet train`, an exported MODEL.onnx, or a "
                         "bioimage.io PACKAGE.zip of `isonet export`")
@@ -161,6 +162,13 @@ def register(subparsers) -> None:
     p.add_argument("--no-consistency", action="store_true", help="skip the self-consistency score")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
     p.add_argument("--force", action="store_true", help="replace an existing output")
+    p.add_argument("--scheduler", default="threads", metavar="S",
+                   help="with a .zarr output (chunked on dask): threads (default), processes "
+                        "(a local dask.distributed cluster), or a scheduler address tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads / worker processes for a .zarr output")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted .zarr output, skipping finished chunks")
     p.set_defaults(func=cmd_restore)
 
     # ---- baseline
@@ -325,6 +333,38 @@ def _convert_dtype(out, dtype, in_dtype):
     return np.clip(np.rint(out), info.min, info.max).astype(in_dtype)
 
 
+def _restore_chunked_cli(args) -> int:
+    """``isonet restore`` with a .zarr output: chunked on dask, resumable."""
+    from .. import io as vio
+    from ..chunked import restore_chunked
+    from ..io_zarr import is_zarr
+    from ..restore import parse_memory
+
+    if not is_zarr(args.output):
+        msg = "a .zarr input needs a .zarr output (-o OUT.zarr): it may not fit in memory"
+        raise ValueError(msg)
+    factor, voxel_size = args.factor, None
+    if is_zarr(args.input):
+        source = args.input
+    else:
+        vol = vio.read_volume(args.input)
+        if vol.axes != "ZYX":
+            msg = f"chunked restoration takes a single ZYX volume; {args.input!r} has axes {vol.axes}"
+            raise ValueError(msg)
+        source, voxel_size = vol.data, vol.voxel_size
+        if factor is None and vol.voxel_size is not None:
+            factor = vol.anisotropy
+    info = restore_chunked(source, args.model, factor=factor, out=args.output,
+                           scheduler=args.scheduler, workers=args.workers, resume=args.resume,
+                           force=args.force, max_memory=parse_memory(args.max_memory),
+                           progress=True, normalization=args.normalization, fusion=args.fusion,
+                           batch_size=args.batch, backend=args.backend, weights=args.weights,
+                           voxel_size=voxel_size)
+    print(f"wrote {info['out']} {info['shape_out']} ({len(info['computed'])} chunks computed, "
+          f"{info['skipped']} resumed)")
+    return 0
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -387,6 +427,10 @@ def cmd_restore(args) -> int:
     from ..backends import trained_model
     from ..nets import set_threads
     from ..restore import parse_memory, restore_stack
+    from ..io_zarr import is_zarr
+
+    if is_zarr(args.input) or is_zarr(args.output):
+        return _restore_chunked_cli(args)
 
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
     parse_memory(args.max_memory)

@@ -1,0 +1,492 @@
+"""Chunked restoration of volumes larger than memory, on dask, OME-Zarr in and out.
+
+:func:`restore_chunked` gives the same result as :func:`isonet_ij.restore.restore`
+(max abs difference at float rounding, no seams) while holding only a few blocks in memory:
+
+1. normalization percentiles are computed once for the whole volume, from exactly the same
+   strided sample as :func:`isonet_ij.pairs.percentiles` (read slab by slab);
+2. the output is cut into columns of ``(all output z, cy, cx)``; a column needs the input
+   region ``(all acquired z, y0-H:y1+H, x0-H:x1+H)`` with ``H = restore._halo(arch)`` (>=
+   the receptive field, a multiple of 4), clipped at the volume borders. Because every
+   block holds all z, the cubic z interpolation needs no z halo and equals the in-memory one;
+3. inside a block the in-memory engine runs unchanged (:func:`restore.apply_to_planes` on
+   the xz planes ``y0:y1`` and the yz planes ``x0:x1``, then :func:`restore.fuse`). Its
+   reflect padding then only touches true volume borders (a block edge inside the volume
+   has >= H real pixels beyond it, and no kept output sees past H), and as ``cy``, ``cx``
+   and ``H`` are multiples of 4, the U-Net pooling grid is the in-memory one;
+4. each finished column is written straight into its region of the output zarr (whole
+   zarr chunks: no two tasks share a chunk) and then marked done in a small
+   ``isonet_done`` array of the output group (one zarr chunk per column, so markers never
+   race). ``resume=True`` skips marked columns.
+
+Scheduling: ``"threads"`` (a thread pool in this process; the model is shared),
+``"processes"`` (a ``dask.distributed.LocalCluster`` with ``workers`` single-threaded
+worker processes), a scheduler address (``"tcp://host:8786"``) or a
+``distributed.Client``. A worker loads the model once (cached per process by source) and
+runs batched inference over a whole block.
+
+``max_memory`` is the working-memory budget *per worker* (block in flight plus inference);
+it picks the default chunk size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import grid, pairs
+
+__all__ = ["restore_chunked", "OutputExistsError", "SchedulerError", "block_bytes"]
+
+DONE = "isonet_done"
+ATTR = "isonet_chunked"
+
+
+class OutputExistsError(ValueError, FileExistsError):
+    """The output store exists and neither ``resume`` nor ``force`` was given."""
+
+
+class SchedulerError(ValueError):
+    """The dask scheduler cannot be reached."""
+
+
+# --------------------------------------------------------------------------- model cache
+
+_MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
+#: Number of model loads in this process (tests check one load per worker).
+LOADS = {"n": 0}
+
+
+def _model_from_spec(spec):
+    kind = spec[0]
+    if kind == "obj":
+        return spec[1]
+    _, source, backend, weights = spec
+    key = (str(source), backend, weights)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            from .backends import trained_model
+
+            _MODELS[key] = trained_model(source, backend=backend, weights=weights, threads=1)
+            LOADS["n"] += 1
+        return _MODELS[key]
+
+
+def _model_spec(model, backend, weights, local: bool):
+    from .config import TrainedModel
+
+    if isinstance(model, TrainedModel):
+        if local:
+            return ("obj", model), model
+        src = getattr(model.net, "source", None) or model.path
+        if not src or src == "memory":
+            msg = ("`model` was trained in memory and cannot be sent to worker processes; "
+                   "save it (or export a package) and pass its path, or use scheduler='threads'")
+            raise ValueError(msg)
+        return ("path", str(src), backend, weights), model
+    spec = ("path", str(model), backend, weights)
+    return (("obj", _model_from_spec(spec)) if local else spec), _model_from_spec(spec)
+
+
+# --------------------------------------------------------------------------- source
+
+
+def _open_source(src):
+    """ndarray / ZarrVolume / (path, dataset) spec -> something sliceable (z, y, x)."""
+    if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], str):
+        from .io_zarr import open_zarr_volume
+
+        return open_zarr_volume(src[0], dataset=src[1] or None)
+    return src
+
+
+def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab_bytes=64 << 20):
+    """The strided sample of :func:`pairs.percentiles`, read slab by slab; plus min / max."""
+    Z, Y, X = shape
+    size = Z * Y * X
+    stride = int(math.ceil(size / max_samples)) if size > max_samples else 1
+    plane = Y * X
+    nz = max(1, int(slab_bytes // max(plane * 8, 1)))
+    samples, vmin, vmax = [], math.inf, -math.inf
+    for z0 in range(0, Z, nz):
+        z1 = min(Z, z0 + nz)
+        slab = np.asarray(src[z0:z1, :, :])
+        vmin, vmax = min(vmin, float(slab.min())), max(vmax, float(slab.max()))
+        base = z0 * plane
+        first = -base % stride
+        samples.append(slab.reshape(-1)[first::stride])
+    flat = np.concatenate(samples)
+    lo, hi = pairs.percentiles(flat, low=low, high=high, max_samples=flat.size + 1)
+    return (lo, hi), (vmin, vmax)
+
+
+# --------------------------------------------------------------------------- one block
+
+
+def _restore_block(vol, tm, W, geom, *, lo, hi, fusion, passes, batch_size, max_memory):
+    """Restore output column ``(:, y0:y1, x0:x1)`` from input region ``ya:yb, xa:xb``."""
+    from .restore import apply_to_planes, fuse, plan_tiles
+
+    y0, y1, x0, x1, ya, yb, xa, xb = geom
+    raw = np.asarray(vol[:, ya:yb, xa:xb]).astype(np.float32, copy=False)
+    up = np.tensordot(W, raw, axes=(1, 0))  # (n_out, ny, nx)
+    n_out = up.shape[0]
+    scale, shift = np.float32(1.0 / (hi - lo)), np.float32(lo)
+    plan = plan_tiles(n_out, max(yb - ya, xb - xa), tm.config.arch, batch_size=batch_size, max_memory=max_memory)
+    out = None
+    for p in passes:
+        if p == "xz":
+            planes = (up[:, y0 - ya : y1 - ya, :].transpose(1, 0, 2) - shift) * scale
+            res = apply_to_planes(tm.net, planes, plan)[:, :, x0 - xa : x1 - xa].transpose(1, 0, 2)
+        else:
+            planes = (up[:, :, x0 - xa : x1 - xa].transpose(2, 0, 1) - shift) * scale
+            res = apply_to_planes(tm.net, planes, plan)[:, :, y0 - ya : y1 - ya].transpose(1, 2, 0)
+        out = np.ascontiguousarray(res) if out is None else fuse(out, res, fusion)
+    out *= np.float32(hi - lo)
+    out += np.float32(lo)
+    return out
+
+
+def _run_block(src, model_spec, out_path, idx, geom, params):
+    """Worker task: restore one column, write its region, mark it done. Returns idx."""
+    import zarr
+
+    vol = _open_source(src)
+    g = zarr.open_group(out_path, mode="r+")
+    arr, done = g["0"], g[DONE]
+    y0, y1, x0, x1 = geom[:4]
+    if params["constant"] is not None:
+        block = np.full((arr.shape[0], y1 - y0, x1 - x0), params["constant"], np.float32)
+    else:
+        tm = _model_from_spec(model_spec)
+        W = grid.interpolation_matrix(params["Z"], grid.output_coordinates(params["Z"], params["factor"])).astype(np.float32)
+        block = _restore_block(vol, tm, W, geom, lo=params["lo"], hi=params["hi"], fusion=params["fusion"],
+                               passes=params["passes"], batch_size=params["batch_size"], max_memory=params["max_memory"])
+    arr[:, y0:y1, x0:x1] = block
+    done[idx[0], idx[1]] = 1
+    return idx
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def block_bytes(n_out: int, Z: int, cy: int, cx: int, halo: int) -> int:
+    """Working bytes of one block: input region, upsampled region, planes, results (float32)."""
+    region = (cy + 2 * halo) * (cx + 2 * halo)
+    return 4 * (Z * region + 3 * n_out * region + 2 * n_out * cy * cx)
+
+
+def _default_chunks(n_out, Z, Y, X, halo, budget, mult):
+    c = mult * max(1, 512 // mult)
+    while c > mult and block_bytes(n_out, Z, c, c, halo) > budget // 2:
+        c = max(mult, (c // 2) // mult * mult)
+    return (min(c, _ceil_to(Y, mult)), min(c, _ceil_to(X, mult)))
+
+
+def _ceil_to(n, m):
+    return int(math.ceil(n / m)) * m
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class _ThreadExec:
+    def __init__(self, workers):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+        self.workers = workers
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def wait_one(self, futures):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        return done
+
+    def cancel(self, futures):
+        for f in futures:
+            f.cancel()
+
+    def put(self, obj):
+        return obj
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskExec:
+    def __init__(self, scheduler, workers, timeout):
+        from distributed import Client
+
+        self.own_cluster = self.own_client = None
+        if isinstance(scheduler, Client):
+            self.client = scheduler
+        elif scheduler == "processes":
+            from distributed import LocalCluster
+
+            self.own_cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 2) // 2),
+                                            threads_per_worker=1, processes=True, dashboard_address=None)
+            self.client = self.own_client = Client(self.own_cluster)
+        else:
+            try:
+                self.client = self.own_client = Client(scheduler, timeout=timeout)
+            except (OSError, TimeoutError) as exc:
+                msg = (f"cannot reach the dask scheduler at `scheduler` = {scheduler!r} within {timeout:g} s "
+                       f"({type(exc).__name__}); start it (`dask scheduler`) or use 'threads' / 'processes'")
+                raise SchedulerError(msg) from None
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or (workers or 1))
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait_one(self, futures):
+        from distributed import wait
+
+        res = wait(list(futures), return_when="FIRST_COMPLETED")
+        return res.done
+
+    def cancel(self, futures):
+        self.client.cancel(list(futures))
+
+    def put(self, obj):
+        return self.client.scatter(obj, broadcast=True) if isinstance(obj, np.ndarray) else obj
+
+    def close(self):
+        if self.own_client is not None:
+            self.own_client.close()
+        if self.own_cluster is not None:
+            self.own_cluster.close()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def restore_chunked(
+    source,
+    model,
+    *,
+    factor=None,
+    out,
+    chunks=None,
+    scheduler="threads",
+    workers: int | None = None,
+    resume: bool = False,
+    force: bool = False,
+    max_memory=None,
+    progress: bool = False,
+    normalization="volume",
+    fusion: str | None = None,
+    passes=("xz", "yz"),
+    batch_size: int = 8,
+    backend: str | None = None,
+    weights: str = "best",
+    ngff: str = "0.4",
+    timeout: float = 5.0,
+    on_chunk=None,
+    voxel_size=None,
+):
+    """Restore a (Z, Y, X) volume chunk by chunk into an OME-Zarr store.
+
+    Parameters
+    ----------
+    source : (Z, Y, X) ndarray, str or Path (OME-Zarr / zarr array) or ZarrVolume
+        Acquired volume; a zarr source is read region by region (never whole).
+    model : TrainedModel or str or Path
+        Model directory, ``.zip`` package, ``.onnx`` / ``.keras`` (see
+        :func:`isonet_ij.backends.trained_model`). Worker processes need a path.
+    factor : float, optional
+        Anisotropy factor. Default: from the OME-Zarr voxel sizes (dz / mean(dy, dx));
+        a zarr without scale metadata needs it; an ndarray defaults to the model's.
+    out : str or Path
+        Output OME-Zarr (``.zarr``), float32, ``(floor((Z-1)f)+1, Y, X)``.
+    chunks : (cy, cx), optional
+        Output column size in y and x (rounded up to multiples of 4); default from
+        ``max_memory``. The output zarr chunks are ``(min(n_out, 64), cy, cx)``.
+    scheduler : "threads", "processes", address str or distributed.Client
+    workers : int, optional
+        Threads (``"threads"``) or worker processes (``"processes"``).
+    resume, force : bool
+        Continue an interrupted run (skip finished columns) / overwrite an existing output.
+    max_memory : int or str, optional
+        Working memory per worker (default 1 GiB).
+    progress : bool
+        tqdm bar over columns.
+    on_chunk : callable(idx, n_done, n_total), optional
+        Called in this process after each finished column (raising stops the run: the
+        finished columns stay marked for ``resume``).
+
+    Returns
+    -------
+    dict
+        ``out``, ``shape_out``, ``factor``, ``normalization``, ``chunks``, ``n_chunks``,
+        ``computed`` (list of (by, bx) computed in this call), ``skipped``, ``seconds``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and neither ``resume`` nor ``force``.
+    SchedulerError
+        An unreachable scheduler address (after ``timeout`` seconds).
+    ValueError
+        Bad input, missing factor, a resumed run whose parameters differ.
+    """
+    import zarr
+
+    from .io_zarr import ZarrVolume, create_ome_zarr, open_zarr_volume
+    from .restore import DEFAULT_MAX_MEMORY, _check_volume, _halo, _normalization, parse_memory
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    budget = parse_memory(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
+    if resume and force:
+        msg = "`resume` and `force` exclude each other: resume continues, force starts over"
+        raise ValueError(msg)
+    if out.exists() and not (resume or force):
+        msg = f"output {str(out)!r} exists; pass resume=True (--resume) to continue it or force=True (--force) to overwrite"
+        raise OutputExistsError(msg)
+
+    # ---- source
+    voxel = None
+    if isinstance(source, (str, Path)):
+        source = open_zarr_volume(source)
+    if isinstance(source, ZarrVolume):
+        vol, src_spec, voxel = source, source.spec(), source.voxel_size
+        if factor is None:
+            if voxel is None:
+                msg = (f"{source.path!r} has no OME-Zarr scale metadata (voxel sizes); give the anisotropy "
+                       "factor with `factor` (--factor)")
+                raise ValueError(msg)
+            factor = source.anisotropy()
+        shape = source.shape
+    else:
+        vol = _check_volume(source)
+        src_spec, shape = vol, vol.shape
+        # an in-memory array carries no calibration: take the caller's (dz, dy, dx)
+        voxel = None if voxel_size is None else tuple(float(v) for v in voxel_size)
+    Z, Y, X = shape
+    if Z < 2:
+        msg = f"`source` has {Z} z slice; restoration needs at least 2"
+        raise ValueError(msg)
+
+    # ---- scheduler first (fail fast on a bad address), model
+    local = isinstance(scheduler, str) and scheduler == "threads"
+    if not local and isinstance(scheduler, str) and scheduler != "processes" and "://" not in scheduler and ":" not in scheduler:
+        msg = f"`scheduler` must be 'threads', 'processes', an address like 'tcp://host:8786' or a Client, got {scheduler!r}"
+        raise ValueError(msg)
+    ex = _ThreadExec(workers or max(1, os.cpu_count() or 1)) if local else _DaskExec(scheduler, workers, timeout)
+    try:
+        model_spec, tm = _model_spec(model, backend, weights, local)
+        cfg = tm.config
+        f = grid.check_factor(cfg.factor if factor is None else factor)
+        fusion = cfg.fusion if fusion is None else fusion
+        passes = tuple(passes)
+        n_out = grid.n_output_slices(Z, f)
+        halo = _halo(cfg.arch)
+        if isinstance(normalization, str) and normalization == "volume":
+            (lo, hi), (vmin, vmax) = _percentiles_and_range(
+                vol, shape, low=cfg.normalization["p_low"], high=cfg.normalization["p_high"])
+        else:
+            lo, hi = _normalization(None, cfg, normalization)
+            vmin, vmax = None, None
+        constant = vmin if (vmin is not None and vmin == vmax) else None
+
+        mult = 4
+        if chunks is None:
+            cy, cx = _default_chunks(n_out, Z, Y, X, halo, budget, mult)
+        else:
+            cy, cx = (int(c) for c in chunks[-2:])
+            if cy < 1 or cx < 1:
+                msg = f"`chunks` must be positive (cy, cx), got {chunks!r}"
+                raise ValueError(msg)
+            cy, cx = _ceil_to(cy, mult), _ceil_to(cx, mult)
+        nby, nbx = math.ceil(Y / cy), math.ceil(X / cx)
+        meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
+                "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": cfg.arch,
+                "model": str(tm.path) if tm.path else None}
+        out_voxel = None if voxel is None else (voxel[0] / f, voxel[1], voxel[2])
+
+        # ---- output store
+        if out.exists() and resume:
+            try:
+                g = zarr.open_group(str(out), mode="r+")
+                old = dict(g.attrs).get(ATTR)
+                done = np.asarray(g[DONE][...])
+            except Exception as exc:  # noqa: BLE001
+                msg = f"cannot resume {str(out)!r}: not an isonet chunked output ({exc}); use force=True (--force)"
+                raise ValueError(msg) from None
+            keys = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch")
+            diff = [k for k in keys if json.loads(json.dumps(old.get(k) if old else None)) != json.loads(json.dumps(meta[k]))]
+            if diff:
+                msg = (f"cannot resume {str(out)!r}: its {', '.join(diff)} differ from this run's; "
+                       "use the same input, model and options, or force=True (--force) to start over")
+                raise ValueError(msg)
+        else:
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            g, _ = create_ome_zarr(out, (n_out, Y, X), chunks=(min(n_out, 64), cy, cx), voxel_size=out_voxel,
+                                   ngff=ngff, extra_attrs={ATTR: meta})
+            g.create_array(DONE, shape=(nby, nbx), chunks=(1, 1), dtype="uint8", fill_value=0)
+            done = np.zeros((nby, nbx), np.uint8)
+
+        params = {"Z": Z, "factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes,
+                  "batch_size": batch_size, "max_memory": budget, "constant": constant}
+        todo = []
+        for by in range(nby):
+            for bx in range(nbx):
+                if done[by, bx]:
+                    continue
+                y0, y1, x0, x1 = by * cy, min(Y, (by + 1) * cy), bx * cx, min(X, (bx + 1) * cx)
+                geom = (y0, y1, x0, x1, max(0, y0 - halo), min(Y, y1 + halo), max(0, x0 - halo), min(X, x1 + halo))
+                todo.append(((by, bx), geom))
+        n_total = nby * nbx
+        skipped = n_total - len(todo)
+        computed = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_total, initial=skipped, unit="chunk", desc="restore", dynamic_ncols=True)
+        src_arg = ex.put(src_spec)
+        window = 2 * ex.workers
+        pending = set()
+        it = iter(todo)
+        try:
+            while True:
+                while len(pending) < window:
+                    nxt = next(it, None)
+                    if nxt is None:
+                        break
+                    pending.add(ex.submit(_run_block, src_arg, model_spec, str(out), nxt[0], nxt[1], params))
+                if not pending:
+                    break
+                for fut in ex.wait_one(pending):
+                    pending.discard(fut)
+                    idx = tuple(fut.result())
+                    computed.append(idx)
+                    if bar is not None:
+                        bar.update(1)
+                    if on_chunk is not None:
+                        on_chunk(idx, skipped + len(computed), n_total)
+        except BaseException:
+            ex.cancel(pending)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        ex.close()
+    return {"out": str(out), "shape_out": [n_out, Y, X], "factor": f, "normalization": {"low": lo, "high": hi},
+            "chunks": [cy, cx], "n_chunks": n_total, "computed": computed, "skipped": skipped,
+            "voxel_size": out_voxel, "seconds": time.perf_counter() - t0,
+            "voxels_per_second": n_out * Y * X / max(time.perf_counter() - t0, 1e-9)}

@@ -1,0 +1,136 @@
+"""Chunked restoration (dask, OME-Zarr): equality with the in-memory engine, resume, IO."""
+
+import numpy as np
+import pytest
+
+from isonet_ij import chunked, io_zarr
+from isonet_ij.backends import find_demo_package, trained_model
+from isonet_ij.restore import restore
+
+
+@pytest.fixture(scope="module")
+def demo():
+    try:
+        path = find_demo_package()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    return str(path), trained_model(path, backend="onnx")
+
+
+@pytest.fixture(scope="module")
+def volume():
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[:8, :48, :44]
+    vol = 100 + 50 * np.sin(y / 5.0) * np.cos(x / 7.0) + 20 * np.cos(z) + rng.normal(0, 5, (8, 48, 44))
+    return vol.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def reference(demo, volume):
+    with pytest.warns(UserWarning, match="factor"):
+        return restore(volume, demo[1], factor=4)
+
+
+def test_ome_zarr_roundtrip_voxel_sizes(tmp_path):
+    data = np.arange(4 * 6 * 5, dtype=np.uint16).reshape(4, 6, 5)
+    for ngff in ("0.4", "0.5"):
+        p = tmp_path / f"v{ngff}.zarr"
+        io_zarr.write_ome_zarr(p, data, voxel_size=(2.0, 0.25, 0.5), chunks=(2, 4, 4), ngff=ngff)
+        v = io_zarr.open_zarr_volume(p)
+        assert v.shape == (4, 6, 5) and v.voxel_size == (2.0, 0.25, 0.5)
+        np.testing.assert_array_equal(np.asarray(v), data)
+        np.testing.assert_array_equal(v[1:3, 2:4, :], data[1:3, 2:4, :])
+        assert v.anisotropy() == pytest.approx(2.0 / 0.375)
+
+
+def test_plain_zarr_needs_factor(tmp_path, demo):
+    import zarr
+
+    p = tmp_path / "plain.zarr"
+    zarr.create_array(str(p), shape=(4, 8, 8), chunks=(4, 8, 8), dtype="float32")[...] = 1
+    v = io_zarr.open_zarr_volume(p)
+    assert v.voxel_size is None and v.shape == (4, 8, 8)
+    with pytest.raises(ValueError, match="--factor"):
+        chunked.restore_chunked(p, demo[1], out=tmp_path / "o.zarr")
+
+
+def test_chunked_equals_in_memory_threads(tmp_path, demo, volume, reference):
+    src = tmp_path / "in.zarr"
+    io_zarr.write_ome_zarr(src, volume, voxel_size=(1.0, 0.25, 0.25), chunks=(4, 16, 16))
+    info = chunked.restore_chunked(src, demo[1], out=tmp_path / "out.zarr", chunks=(16, 20), workers=2)
+    assert info["factor"] == 4 and info["n_chunks"] == 3 * 3
+    res = io_zarr.open_zarr_volume(tmp_path / "out.zarr")
+    assert res.voxel_size == (0.25, 0.25, 0.25)
+    diff = np.abs(np.asarray(res) - reference).max()
+    assert res.shape == reference.shape and diff <= 1e-5, diff
+
+
+def test_resume_skips_finished_chunks(tmp_path, demo, volume, reference):
+    out = tmp_path / "out.zarr"
+    seen = []
+
+    def stop(idx, n_done, n_total):
+        seen.append(idx)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(16, 16), workers=1, on_chunk=stop)
+    with pytest.raises(chunked.OutputExistsError, match="resume"):
+        chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(16, 16))
+    import zarr
+
+    done = np.argwhere(np.asarray(zarr.open_group(str(out))[chunked.DONE][...]))
+    done = {tuple(int(v) for v in d) for d in done}
+    assert set(seen) <= done and len(done) < 9
+    info = chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(16, 16), workers=1, resume=True)
+    assert info["skipped"] == len(done) and not (set(info["computed"]) & done)
+    assert len(info["computed"]) + len(done) == 9
+    np.testing.assert_allclose(np.asarray(io_zarr.open_zarr_volume(out)), reference, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="differ"):
+        chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(32, 16), resume=True)
+
+
+def test_unreachable_scheduler_fails_fast(tmp_path, demo, volume):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(chunked.SchedulerError, match="scheduler"):
+        chunked.restore_chunked(volume, demo[1], factor=4, out=tmp_path / "o.zarr",
+                                scheduler="tcp://127.0.0.1:9", timeout=1)
+    assert time.perf_counter() - t0 < 20
+
+
+def test_local_cluster_processes(tmp_path, demo, volume, reference):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        info = chunked.restore_chunked(volume, demo[0], factor=4, out=tmp_path / "out.zarr",
+                                       chunks=(24, 24), scheduler=client, backend="onnx")
+        loads = client.run(lambda: __import__("isonet_ij.chunked").chunked.LOADS["n"])
+    assert len(info["computed"]) == 4
+    assert all(n <= 1 for n in loads.values()), loads
+    diff = np.abs(np.asarray(io_zarr.open_zarr_volume(tmp_path / "out.zarr")) - reference).max()
+    assert diff <= 1e-5, diff
+
+
+def test_cli_restore_to_zarr_keeps_voxel_size_and_refuses_to_overwrite(tmp_path, capsys):
+    """`isonet restore IN.tif -o OUT.zarr` goes through the chunked path."""
+    from isonet_ij.backends import find_demo_package
+    from isonet_ij.cli import main
+    from isonet_ij.io import write_volume
+    from isonet_ij.io_zarr import open_zarr_volume
+
+    rng = np.random.default_rng(0)
+    write_volume(tmp_path / "in.tif", rng.random((6, 40, 36)).astype(np.float32),
+                 voxel_size=(0.4, 0.1, 0.1))
+    args = ["restore", str(tmp_path / "in.tif"), "--model", str(find_demo_package()),
+            "--backend", "onnx", "-o", str(tmp_path / "out.zarr")]
+    assert main(args) == 0
+    out = open_zarr_volume(tmp_path / "out.zarr")
+    assert tuple(out.shape) == (21, 40, 36)
+    np.testing.assert_allclose(out.voxel_size, (0.1, 0.1, 0.1), rtol=1e-6)
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
