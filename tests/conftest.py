@@ -82,3 +82,26 @@ def imagej_tiny_model(tmp_path_factory, imagej_stack):
                  epochs=1, steps_per_epoch=2, n_validation=4, seed=0)
     train(data, cfg, model_dir=model_dir)
     return model_dir
+
+
+def smooth_volume(shape, seed=0, factor=3):
+    """A smooth random (Z, Y, X) float32 volume, every ``factor``-th slice of a finer one."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    z, y, x = shape
+    v = gaussian_filter(np.random.default_rng(seed).random((z * factor, y, x)), 2)[::factor]
+    return (100 + 1000 * (v - v.min()) / np.ptp(v)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_model(tmp_path_factory):
+    """A briefly trained IsoNet-2 model directory (mode none, a few steps), shared by tests."""
+    from isonet_ij.config import Config
+    from isonet_ij.train import train
+
+    d = tmp_path_factory.mktemp("tiny") / "model"
+    cfg = Config(factor=3, arch="isonet2", mode="none", patch_size=16, batch_size=4, epochs=1,
+                 steps_per_epoch=4, n_validation=4, seed=0)
+    train(smooth_volume((8, 36, 36)), cfg, model_dir=d)
+    return d

@@ -21,28 +21,15 @@ from isonet_ij.export import (  # noqa: E402
     onnx_bytes,
     validate_package,
 )
-from isonet_ij.train import train  # noqa: E402
+from conftest import smooth_volume  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHT_FORMATS = ("onnx", "tensorflow_saved_model_bundle", "keras_v3")
 
 
-def smooth_volume(shape, seed=0, factor=3):
-    from scipy.ndimage import gaussian_filter
-
-    z, y, x = shape
-    v = gaussian_filter(np.random.default_rng(seed).random((z * factor, y, x)), 2)[::factor]
-    return (100 + 1000 * (v - v.min()) / np.ptp(v)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A briefly trained IsoNet-2 model directory (mode none, a few steps)."""
-    d = tmp_path_factory.mktemp("export") / "model"
-    cfg = Config(factor=3, arch="isonet2", mode="none", patch_size=16, batch_size=4, epochs=1,
-                 steps_per_epoch=4, n_validation=4, seed=0)
-    train(smooth_volume((8, 36, 36)), cfg, model_dir=d)
-    return d
+def trained(tiny_trained_model):
+    return tiny_trained_model
 
 
 @pytest.fixture(scope="module")
