@@ -4,10 +4,9 @@
   registers them with sub-voxel accuracy (3D Gaussian fit, cubic-spline shift), averages
   them and reports lateral/axial FWHM and a 3D Gaussian fit.
 * :func:`estimate_axial_blur` estimates, from an anisotropic volume alone, the Gaussian
-  axial sigma (voxels of the isotropic grid) that makes lateral lines look like axial
-  lines: lateral lines are blurred by an extra Gaussian, sampled every ``factor`` voxels
-  and cubic-interpolated exactly as :func:`isonet_ij.grid.upsample_z` does, and their
-  power spectrum is matched to the spectrum of the upsampled axial lines.
+  axial sigma (voxels of the isotropic grid): for an isotropic object the 3D power
+  spectrum on a shell ``|k| = const`` falls as ``exp(-4 pi^2 (sz^2 - sxy^2) kz^2)``, which
+  is fitted over shells and axial frequencies above the noise.
 
 Axes ``(z, y, x)``; voxel sizes ``(dz, dy, dx)`` in micrometres; sigmas in voxels.
 """
@@ -360,20 +359,6 @@ def _line_spectrum(lines: np.ndarray) -> np.ndarray:
     return (np.abs(np.fft.rfft(lines * w, axis=1)) ** 2).mean(axis=0)
 
 
-def _resample_lines(lines: np.ndarray, factor: float, length: int) -> np.ndarray:
-    """Sample rows (N, L0) at i*factor and cubic-interpolate back (grid.upsample_z)."""
-    from .grid import n_output_slices, resample_axis, upsample_z  # noqa: F401
-    from .grid import acquired_positions
-
-    n_z = int(math.floor((length - 1) / factor + 1e-9)) + 1
-    n_iso = n_output_slices(n_z, factor)
-    src = lines[:, :n_iso].T[:, :, None]  # (n_iso, N, 1)
-    sampled = resample_axis(src, acquired_positions(n_z, factor), axis=0, kind="cubic",
-                            dtype=np.float64)
-    up = upsample_z(sampled, factor, dtype=np.float64)
-    return up[:, :, 0].T
-
-
 def estimate_axial_blur(
     volume,
     *,
@@ -382,22 +367,32 @@ def estimate_axial_blur(
     max_lines: int = 4096,
     plot=None,
     seed: int = 0,
+    shell_width: float = 0.008,
+    snr: float = 5.0,
 ):
     """Estimate the axial Gaussian blur of an anisotropic volume from its own content.
 
-    Lateral lines (along y, of the acquired slices) show the lateral resolution. They are
-    blurred by an extra Gaussian ``sigma_extra`` (voxels), sampled every ``factor``
-    voxels and interpolated back with :func:`isonet_ij.grid.upsample_z` (Keys cubic), so
-    that the sampling and interpolation transfer is modelled exactly; ``sigma_extra``
-    is fitted so that their power spectrum (white noise floor removed) matches the axial
-    spectrum of ``upsample_z(volume, factor)`` up to a constant, in log scale, over the
-    band where the axial signal is above the noise. Then
+    Spherical-shell comparison of the 3D power spectrum. For an object with an isotropic
+    power spectrum ``P0(|k|)`` and a Gaussian PSF, the spectrum of the acquired volume is
+    ``P0(|k|) exp(-4 pi^2 (sigma_xy^2 |k_xy|^2 + sigma_z^2 k_z^2))``; on a shell
+    ``|k| = const`` this is ``c(|k|) exp(-4 pi^2 sigma_extra^2 k_z^2)`` with
+    ``sigma_extra^2 = sigma_z^2 - sigma_xy^2``, whatever ``P0`` is. So the volume (its
+    acquired slices, no interpolation) is prewhitened along z (first difference, undone
+    in the spectrum), Hann-windowed on all axes and Fourier transformed; the power is
+    averaged in cells (shell of ``|k|`` x ``k_z`` bin), the white noise floor (measured
+    per ``k_z`` at lateral frequencies > 0.4 cycles/voxel) is subtracted, and
+    ``log power = c_shell - 4 pi^2 sigma_extra^2 k_z^2`` is fitted by weighted least
+    squares over the cells whose signal exceeds ``snr`` x the noise (``k_z`` below
+    0.8 x the axial Nyquist). The few acquired slices make the z window's main lobe
+    broaden the measured spectrum; its variance ``1 / (3 N^2 f^2)`` (Hann, ``N`` slices)
+    is removed from the fitted Gaussian's. Then
     ``sigma_z = sqrt(sigma_xy**2 + sigma_extra**2)``.
 
     Parameters
     ----------
     volume : (Z, Y, X) ndarray
-        Anisotropic volume, Z >= 4 acquired slices, not constant.
+        Anisotropic volume, Z >= 4 acquired slices, not constant. At most the central
+        256 x 256 voxels of each slice are used.
     factor : float
         Anisotropy factor (z spacing / xy spacing), >= 1.
     sigma_xy : float, optional
@@ -405,26 +400,31 @@ def estimate_axial_blur(
         assuming a power-law object spectrum (rough; ``sigma_z`` depends on it only
         weakly when ``sigma_z >> sigma_xy``).
     max_lines : int
-        Use at most this many lines per direction (random subset).
+        Use at most this many lines for the rough lateral ``sigma_xy`` fit.
     plot : str or Path, optional
-        Write a PNG with the axial, lateral and fitted spectra.
+        Write a PNG with the shell-normalised axial spectrum and the fitted Gaussian.
     seed : int
-        Seed of the line subset.
+        Unused (kept for compatibility; the estimate is deterministic).
+    shell_width : float
+        Width of the ``|k|`` shells (cycles/voxel).
+    snr : float
+        A cell is fitted when its noise-subtracted power exceeds ``snr`` x the noise.
 
     Returns
     -------
     dict
         ``sigma_z``, ``sigma_xy``, ``sigma_extra`` (voxels of the isotropic grid),
         ``factor``, ``psf_spec`` (``"gaussian:SXY,SZ"`` for
-        :func:`isonet_ij.psf.parse_psf_spec`), ``noise_var``, ``band`` (cycles/voxel),
-        ``residual`` (rms log10 misfit), ``frequencies``, ``axial_spectrum``,
-        ``lateral_spectrum``, ``model_spectrum``.
+        :func:`isonet_ij.psf.parse_psf_spec`), ``noise_var`` (noise power at k_z = 0),
+        ``band`` (k_z range fitted, cycles/voxel of the isotropic grid), ``n_cells``,
+        ``n_shells``, ``residual`` (weighted rms log10 misfit), ``at_bound`` (the fit gave
+        no extra blur), ``frequencies`` (k_z bins), ``axial_spectrum`` (shell-normalised
+        measured power per k_z bin, NaN where no cell was fitted), ``lateral_spectrum``
+        (ones: no extra blur), ``model_spectrum`` (fitted Gaussian).
     """
-    from scipy.ndimage import gaussian_filter1d
-    from scipy.optimize import minimize_scalar
+    from .grid import check_factor
 
-    from .grid import check_factor, upsample_z
-
+    del seed
     vol = _as_volume(volume, "volume").astype(np.float64)
     f = check_factor(factor)
     if vol.shape[0] < 4:
@@ -443,97 +443,104 @@ def estimate_axial_blur(
             "provide a volume with content or pass the PSF explicitly (--psf gaussian:SXY,SZ)"
         )
         raise ValueError(msg)
-    rng = np.random.default_rng(seed)
-    nz, ny, nx = vol.shape
-    up = upsample_z(vol, f, dtype=np.float64)
-    length = up.shape[0]
-    if ny < length:  # lateral lines must be at least as long as the axial ones
-        length = int(math.floor((ny - 1) / f + 1e-9) * f) + 1
-    length_ax = length
-    ax_lines = up[:length_ax].reshape(length_ax, -1).T
-    if ax_lines.shape[0] > max_lines:
-        ax_lines = ax_lines[rng.choice(ax_lines.shape[0], max_lines, replace=False)]
-    # lateral lines along y (and x, transposed) from the acquired slices
-    lat = np.concatenate(
-        [vol[:, :length, :].transpose(0, 2, 1).reshape(-1, length),
-         vol[:, :, :length].reshape(-1, length)] if nx >= length else
-        [vol[:, :length, :].transpose(0, 2, 1).reshape(-1, length)]
-    )
-    if lat.shape[0] > max_lines:
-        lat = lat[rng.choice(lat.shape[0], max_lines, replace=False)]
-
-    # white noise variance from the top of the full-length lateral spectrum along x
-    s_x = _line_spectrum(vol.reshape(-1, nx)[: max_lines * 4])
-    k_x = np.fft.rfftfreq(nx)
-    w2 = float((np.hanning(nx) ** 2).sum())
-    noise_var = float(np.median(s_x[k_x > 0.4]) / w2)
-
-    freqs = np.fft.rfftfreq(length)
-    w2l = float((np.hanning(length) ** 2).sum())
-    # noise spectrum after sampling + interpolation (axial), by simulation
-    white = rng.standard_normal((512, length))
-    n_ax = _line_spectrum(_resample_lines(white, f, length)) * noise_var
-    s_ax = _line_spectrum(ax_lines) - n_ax
-    s_lat_raw = _line_spectrum(lat)
-
-    # fit band: axial signal above 3x the noise and above 1e-4 of its low-frequency level
-    ref = float(np.max(s_ax[1:4]))
-    band = (freqs > 0) & (s_ax > 3 * np.maximum(n_ax, 1e-30)) & (s_ax > 1e-4 * ref)
-    idx = np.nonzero(band)[0]
-    if idx.size == 0:
-        msg = "`volume`: the axial spectrum is at the noise level; nothing to fit"
+    if not (math.isfinite(shell_width) and shell_width > 0):
+        msg = f"`shell_width` must be a number > 0 (cycles/voxel), got {shell_width!r}"
         raise ValueError(msg)
-    # contiguous band from the first bin
-    last = idx[0]
-    for j in idx[1:]:
-        if j != last + 1:
-            break
-        last = j
-    band = np.zeros_like(band)
-    band[idx[0]: last + 1] = True
-    if band.sum() < 3:
+    _, ny0, nx0 = vol.shape
+    cy, cx = max((ny0 - 256) // 2, 0), max((nx0 - 256) // 2, 0)
+    vol = vol[:, cy: cy + 256, cx: cx + 256]
+
+    # 3D spectrum of the z-prewhitened, Hann-windowed acquired slices
+    v = np.diff(vol, axis=0)
+    v -= v.mean(axis=(1, 2), keepdims=True)
+    nz, ny, nx = v.shape
+    w = (np.hanning(nz + 2)[1:-1][:, None, None] * np.hanning(ny + 2)[1:-1][None, :, None]
+         * np.hanning(nx + 2)[1:-1][None, None, :])
+    power = np.abs(np.fft.fftn(v * w)) ** 2 / float(np.sum(w**2))
+    fz = np.fft.fftfreq(nz)
+    rho = np.sqrt(np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2)
+    hi_lat = rho > 0.4
+    nzb = nz // 2 + 1
+    jz_of = np.rint(np.abs(fz) * nz).astype(int)  # 0 .. nz//2
+    noise_z = np.array([np.median(power[j][hi_lat]) for j in range(nz)])
+    noise_b = np.zeros(nzb)
+    for j in range(nz):
+        noise_b[jz_of[j]] = noise_z[j]  # +-k_z give the same floor
+    kz_b = np.arange(nzb) / (nz * f)  # cycles / isotropic voxel
+    gain_b = 4.0 * np.sin(np.pi * np.arange(nzb) / nz) ** 2  # |1 - e^{-2 pi i k}|^2
+
+    kabs = np.sqrt((np.abs(fz) / f)[:, None, None] ** 2 + rho[None] ** 2)
+    shell = np.floor(kabs / shell_width).astype(np.int64)
+    n_sh = int(shell.max()) + 1
+    idx = shell * nzb + np.broadcast_to(jz_of[:, None, None], power.shape)
+    s = np.bincount(idx.ravel(), power.ravel(), minlength=n_sh * nzb).reshape(n_sh, nzb)
+    c = np.bincount(idx.ravel(), minlength=n_sh * nzb).reshape(n_sh, nzb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sig = s / np.maximum(c, 1) - noise_b[None, :]
+        ok = ((c >= 4) & (sig > snr * noise_b[None, :]) & (gain_b[None, :] > 1e-12)
+              & (kz_b[None, :] <= 0.8 * 0.5 / f))
+        sig = sig / np.where(gain_b > 0, gain_b, 1.0)[None, :]
+    ok[0, :] = False  # the DC shell
+    shells = [i for i in range(n_sh) if int(ok[i].sum()) >= 2]
+    cells = [(si, i, j) for si, i in enumerate(shells) for j in np.nonzero(ok[i])[0]]
+    if len(cells) < 3 or len({j for _, _, j in cells}) < 2:
         msg = (
             "`volume`: fewer than 3 axial frequencies are above the noise; provide a "
-            "larger or less noisy volume, or pass the PSF explicitly"
+            "larger or less noisy volume, or pass the PSF explicitly (--psf gaussian:SXY,SZ)"
         )
         raise ValueError(msg)
-
-    def model(se):
-        lines = gaussian_filter1d(lat, se, axis=1, mode="reflect") if se > 1e-3 else lat
-        s = _line_spectrum(_resample_lines(lines, f, length))
-        # the lateral noise (white, var noise_var) was blurred too: its spectrum
-        nl = gaussian_filter1d(white, se, axis=1, mode="reflect") if se > 1e-3 else white
-        s_n = _line_spectrum(_resample_lines(nl, f, length)) * noise_var
-        return s - s_n
-
-    la = np.log(np.maximum(s_ax[band], 1e-300))
-
-    def cost(se):
-        m = model(se)[band]
-        if np.any(m <= 0):
-            m = np.maximum(m, 1e-12 * np.abs(m).max())
-        d = la - np.log(m)
-        return float(np.mean((d - d.mean()) ** 2))
-
-    hi = max(4.0 * f, 24.0)
-    grid = np.linspace(0.0, hi, 25)
-    costs = [cost(g) for g in grid]
-    j = int(np.argmin(costs))
-    a_, b_ = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-    res = minimize_scalar(cost, bounds=(a_, b_), method="bounded", options={"xatol": 0.02})
-    se = float(res.x)
+    a_mat = np.zeros((len(cells), len(shells) + 1))
+    y = np.empty(len(cells))
+    wt = np.empty(len(cells))
+    for r, (si, i, j) in enumerate(cells):
+        a_mat[r, si] = 1.0
+        a_mat[r, -1] = -4.0 * np.pi**2 * kz_b[j] ** 2
+        y[r] = math.log(sig[i, j])
+        wt[r] = math.sqrt(c[i, j])
+    coef, *_ = np.linalg.lstsq(a_mat * wt[:, None], y * wt, rcond=None)
+    resid = (y - a_mat @ coef) * wt
+    residual = float(math.sqrt(np.sum(resid**2) / np.sum(wt**2)) / math.log(10))
+    se2_fit = float(coef[-1])
 
     if sigma_xy is None:
-        sxy = _fit_lateral_sigma(s_x - noise_var * w2, k_x)
+        lines = vol.reshape(-1, vol.shape[2])[: max_lines * 4]
+        s_x = _line_spectrum(lines)
+        k_x = np.fft.rfftfreq(vol.shape[2])
+        w2 = float((np.hanning(vol.shape[2]) ** 2).sum())
+        nv = float(np.median(s_x[k_x > 0.4]) / w2)
+        sxy = _fit_lateral_sigma(s_x - nv * w2, k_x)
     else:
         sxy = float(sigma_xy)
         if not (math.isfinite(sxy) and sxy >= 0):
             msg = f"`sigma_xy` must be a number >= 0 (voxels), got {sigma_xy!r}"
             raise ValueError(msg)
-    sz = math.sqrt(sxy**2 + se**2)
-    m = model(se)
-    d = np.log(np.maximum(s_ax[band], 1e-300)) - np.log(np.maximum(m[band], 1e-300))
-    scale = float(np.exp(d.mean()))
+    # undo the broadening by the z window's main lobe (Hann, nz samples): the fitted
+    # Gaussian's variance in k_z is 1/(8 pi^2 sz^2) + 1/(3 nz^2 f^2)
+    sz_fit2 = sxy**2 + se2_fit
+    at_bound = not sz_fit2 > sxy**2
+    if sz_fit2 > 0:
+        var = 1.0 / (8.0 * np.pi**2 * sz_fit2) - 1.0 / (3.0 * nz**2 * f**2)
+        sz2 = 1.0 / (8.0 * np.pi**2 * var) if var > 0 else float("inf")
+    else:
+        sz2 = 0.0
+    if not math.isfinite(sz2):
+        msg = (
+            "`volume`: the axial spectrum is narrower than the resolution of "
+            f"{vol.shape[0]} slices allows; provide more slices or pass the PSF explicitly"
+        )
+        raise ValueError(msg)
+    sz = math.sqrt(max(sz2, sxy**2))
+    se = math.sqrt(max(sz**2 - sxy**2, 0.0))
+
+    # shell-normalised axial spectrum for the plot / report
+    norm = np.full(nzb, np.nan)
+    acc = np.zeros(nzb)
+    cnt = np.zeros(nzb)
+    for (si, i, j) in cells:
+        acc[j] += math.log(sig[i, j]) - coef[si]
+        cnt[j] += 1
+    norm[cnt > 0] = np.exp(acc[cnt > 0] / cnt[cnt > 0])
+    used = sorted({j for _, _, j in cells})
     report = {
         "sigma_z": sz,
         "sigma_xy": sxy,
@@ -541,14 +548,16 @@ def estimate_axial_blur(
         "sigma_extra": se,
         "factor": f,
         "psf_spec": f"gaussian:{sxy:.4g},{sz:.4g}",
-        "noise_var": noise_var,
-        "band": [float(freqs[band][0]), float(freqs[band][-1])],
-        "residual": float(math.sqrt(res.fun) / math.log(10)),
-        "at_bound": bool(se >= hi - 1e-3),
-        "frequencies": freqs,
-        "axial_spectrum": s_ax,
-        "lateral_spectrum": s_lat_raw,
-        "model_spectrum": m * scale,
+        "noise_var": float(noise_b[0]),
+        "band": [float(kz_b[used[0]]), float(kz_b[used[-1]])],
+        "n_cells": len(cells),
+        "n_shells": len(shells),
+        "residual": residual,
+        "at_bound": bool(at_bound),
+        "frequencies": kz_b,
+        "axial_spectrum": norm,
+        "lateral_spectrum": np.ones(nzb),
+        "model_spectrum": np.exp(-4.0 * np.pi**2 * max(se2_fit, 0.0) * kz_b**2),
     }
     if plot is not None:
         plot_spectra(report, plot)
@@ -580,12 +589,12 @@ def plot_spectra(report: dict, path) -> None:
     k = np.asarray(report["frequencies"])
     fig, ax = plt.subplots(figsize=(6, 4))
     sel = k > 0
-    ax.semilogy(k[sel], np.maximum(report["axial_spectrum"][sel], 1e-30), label="axial (upsampled)")
-    ax.semilogy(k[sel], report["lateral_spectrum"][sel], label="lateral")
+    ax.semilogy(k[sel], np.maximum(report["axial_spectrum"][sel], 1e-30), label="axial (shell-normalised)")
+    ax.semilogy(k[sel], report["lateral_spectrum"][sel], label="no extra blur")
     ax.semilogy(k[sel], np.maximum(report["model_spectrum"][sel], 1e-30), "--",
-                label=f"lateral + blur, sigma_z {report['sigma_z']:.3g}")
+                label=f"fit, sigma_z {report['sigma_z']:.3g}")
     ax.axvspan(*report["band"], color="0.9", label="fit band")
-    ax.set_xlabel("cycles / voxel (isotropic grid)")
+    ax.set_xlabel("k_z, cycles / voxel (isotropic grid)")
     ax.set_ylabel("power")
     ax.legend(fontsize=8)
     fig.tight_layout()
