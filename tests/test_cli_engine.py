@@ -212,3 +212,19 @@ def test_demo_pretrained_restores_without_training(tmp_path, capsys):
     s = summary["scores"]
     assert s["isonet2 split"]["psnr_affine_vs_gt_iso"] > s["bicubic"]["psnr_affine_vs_gt_iso"] + 1.0
     assert (tmp_path / "d" / "montage.png").stat().st_size > 10_000
+
+
+def test_train_with_psf_auto_records_the_estimate(tmp_path, capsys):
+    """--psf auto estimates a Gaussian PSF from the input and records it in config.json."""
+    from isonet_ij.phantoms import synthesize
+
+    syn = synthesize("nuclei", size=96, seed=0)  # gaussian 2/8, factor 8
+    vio.write_volume(tmp_path / "in.tif", syn["input"], voxel_size=syn["input_voxel_size"])
+    rc, _, err = run(["train", tmp_path / "in.tif", "--psf", "auto", "--patch", "32", "--batch", "4",
+                      "--epochs", "1", "--steps-per-epoch", "1", "-o", tmp_path / "m"], capsys)
+    assert rc == 0, err
+    cfg = read_config(tmp_path / "m")
+    assert cfg.psf.startswith("gaussian:")
+    est = cfg.psf_info["auto_estimate"]
+    assert est["sigma_z"] == pytest.approx(8.0, rel=0.15)
+    assert float(cfg.psf.split(",")[1]) == pytest.approx(est["sigma_z"], rel=1e-2)

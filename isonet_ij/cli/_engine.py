@@ -108,7 +108,10 @@ def register(subparsers) -> None:
     p.add_argument("input", metavar="INPUT.tif", help="anisotropic 3D volume (ZYX)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="model directory")
     p.add_argument("--factor", type=float, default=None, metavar="F", help=_FACTOR_HELP)
-    p.add_argument("--psf", default=None, metavar="SPEC", help=_PSF_HELP + " (required unless --mode none)")
+    p.add_argument("--psf", default=None, metavar="SPEC",
+                   help=_PSF_HELP + ", or auto (a Gaussian estimated from the volume itself, "
+                        "see `isonet psf estimate`; recorded in the model config) "
+                        "(required unless --mode none)")
     p.add_argument("--arch", choices=("isonet1", "isonet2"), default="isonet2", help="network (default isonet2)")
     p.add_argument("--mode", choices=("full", "split", "none"), default="split",
                    help="training kernel: full (h_rot), split (h_split, default), none (SRCNN: no PSF)")
@@ -269,6 +272,17 @@ def _psf(spec, vol, *, required: bool):
     return parse_psf_spec(spec, voxel_size=vs)
 
 
+def _auto_psf(data, factor) -> tuple[str, dict]:
+    """``--psf auto``: a Gaussian PSF estimated from the volume's own spectra."""
+    from ..psf_estimate import estimate_axial_blur
+
+    rep = estimate_axial_blur(data, factor=factor)
+    estimate = {k: v for k, v in rep.items() if not k.endswith("spectrum") and k != "frequencies"}
+    log.info("--psf auto: estimated %s (sigma_xy %.2f, sigma_z %.2f voxels)", rep["psf_spec"],
+             rep["sigma_xy"], rep["sigma_z"])
+    return rep["psf_spec"], estimate
+
+
 def _zyx(vol, channel, timepoint, path):
     """Pick one ZYX volume of a ZCYX/TZCYX stack for training."""
     import numpy as np
@@ -390,7 +404,12 @@ def cmd_train(args) -> int:
         h = None
     else:
         factor = _factor(args.factor, vol, args.input)
+        estimate = None
+        if args.psf == "auto" and args.mode != "none":
+            args.psf, estimate = _auto_psf(data, factor)
         h, psf_info = _psf(args.psf, vol, required=args.mode != "none")
+        if estimate is not None:
+            psf_info = {**psf_info, "auto_estimate": estimate}
         if args.mode == "none" and args.psf:
             log.warning("--mode none ignores --psf")
             h, psf_info = None, {}
