@@ -47,6 +47,7 @@ __all__ = [
     "psf_fwhm",
     "fwhm_1d",
     "parse_psf_spec",
+    "psf_for_volume",
 ]
 
 #: The PSFs of Table 1 of the paper. Gaussian sigmas are in voxels of the isotropic grid;
@@ -1384,3 +1385,38 @@ def _psf_from_file(text: str, vs) -> tuple[np.ndarray, dict]:
         "shape": list(h.shape),
     }
     return h, info
+
+
+#: Spec kinds that are physical models and so need the volume's xy voxel size.
+_PHYSICAL_KINDS = ("confocal", "lightsheet", "light-sheet", "widefield")
+
+
+def psf_for_volume(spec: str, voxel_size, *, calibration_hint: str = ""):
+    """Parse a PSF spec on the isotropic grid ``(dx, dy, dx)`` of an anisotropic volume.
+
+    Parameters
+    ----------
+    spec : str
+        As for :func:`parse_psf_spec`.
+    voxel_size : tuple of float, shape (3,), or None
+        The volume's ``(dz, dy, dx)`` in um, or ``None`` when it is uncalibrated (then only
+        ``gaussian:`` specs and PSF files, which need no physical size, are accepted).
+    calibration_hint : str
+        Appended to the error for an uncalibrated volume: how to set the calibration.
+
+    Returns
+    -------
+    (h, info)
+        As :func:`parse_psf_spec`.
+    """
+    head = str(spec).split(":", 1)[0].strip().lower()
+    if voxel_size is not None:
+        _, dy, dx = voxel_size
+        grid = (dx, dy, dx)
+    elif head in _PHYSICAL_KINDS:
+        msg = (f"psf {head} needs the volume's xy voxel size in um, but the volume has no "
+               f"calibration; {calibration_hint or 'set it'} or use gaussian:SXY,SZ / a PSF file")
+        raise ValueError(msg)
+    else:
+        grid = (1.0, 1.0, 1.0)
+    return parse_psf_spec(spec, voxel_size=grid)

@@ -534,3 +534,15 @@ def test_paper_defaults_are_physical():
     for d in (P.PAPER_DEFAULTS["confocal"], ls):
         assert d["n_immersion"] == 1.33
         assert d["wavelength_ex"] < d["wavelength_em"]  # Stokes shift
+
+
+def test_psf_for_volume_uses_the_lateral_grid_and_needs_calibration_for_physical_kinds():
+    from isonet_ij.psf import parse_psf_spec, psf_for_volume
+
+    h, info = psf_for_volume("confocal:na=1.1", (0.4, 0.1, 0.1))
+    h_ref, _ = parse_psf_spec("confocal:na=1.1", voxel_size=(0.1, 0.1, 0.1))
+    np.testing.assert_array_equal(h, h_ref)
+    with pytest.raises(ValueError, match="needs the volume's xy voxel size.*Image > Properties"):
+        psf_for_volume("confocal:na=1.1", None, calibration_hint="set it (Image > Properties)")
+    h, _ = psf_for_volume("gaussian:2,8", None)
+    assert h.shape[0] > h.shape[1]

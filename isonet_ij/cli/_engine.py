@@ -245,7 +245,7 @@ def _psf(spec, vol, *, required: bool):
             msg = "--psf is required (e.g. --psf gaussian:2,8); --mode none trains without a PSF"
             raise ValueError(msg)
         return None, {}
-    from ..psf import parse_psf_spec, validate_psf
+    from ..psf import psf_for_volume, validate_psf
 
     if Path(spec).expanduser().is_file():
         # A PSF.tif must already be a PSF on the isotropic grid: odd sizes, non-negative,
@@ -257,19 +257,8 @@ def _psf(spec, vol, *, required: bool):
             msg = f"PSF file {spec!r} has axes {raw.axes}; a PSF is a single 3D (z, y, x) stack"
             raise ValueError(msg)
         validate_psf(raw.data, name=f"PSF file {spec}")
-    head = spec.split(":", 1)[0].strip().lower()
-    if vol.voxel_size is not None:
-        _, dy, dx = vol.voxel_size
-        vs = (dx, dy, dx)
-    elif head in ("confocal", "lightsheet", "light-sheet", "widefield"):
-        msg = (
-            f"--psf {head} needs the input's xy voxel size in um, but the input has no "
-            "calibration; set it (Image > Properties in Fiji) or use gaussian:SXY,SZ / PSF.tif"
-        )
-        raise ValueError(msg)
-    else:
-        vs = (1.0, 1.0, 1.0)
-    return parse_psf_spec(spec, voxel_size=vs)
+    return psf_for_volume(spec, vol.voxel_size,
+                          calibration_hint="set it (Image > Properties in Fiji)")
 
 
 def _auto_psf(data, factor) -> tuple[str, dict]:

@@ -403,23 +403,13 @@ def _psf_for(spec: str, imp, mode: str):
     if not spec or not str(spec).strip():
         msg = "mode split/full needs a PSF: psf=gaussian:2,8 (sigmas in voxels), confocal:..., or a PSF .tif"
         raise ImageError(msg)
-    from ..psf import parse_psf_spec
+    from ..psf import psf_for_volume
 
-    spec = str(spec).strip()
     vs, _ = calibration_of(imp)
-    head = spec.split(":", 1)[0].strip().lower()
-    if vs is not None:
-        _, dy, dx = vs
-        grid_vs = (dx, dy, dx)
-    elif head in ("confocal", "lightsheet", "light-sheet", "widefield"):
-        msg = (
-            f"psf={head} needs the pixel size in um, but {str(imp.getTitle())!r} has no "
-            "calibration; set it (Image > Properties) or use psf=gaussian:SXY,SZ"
-        )
-        raise ImageError(msg)
-    else:
-        grid_vs = (1.0, 1.0, 1.0)
-    return parse_psf_spec(spec, voxel_size=grid_vs)
+    try:
+        return psf_for_volume(str(spec).strip(), vs, calibration_hint="set it (Image > Properties)")
+    except ValueError as exc:
+        raise ImageError(str(exc)) from exc
 
 
 def train_imageplus(
