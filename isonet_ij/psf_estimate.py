@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-__all__ = ["psf_from_beads", "estimate_axial_blur", "plot_bead_psf", "plot_spectra"]
+__all__ = ["psf_from_beads", "estimate_axial_blur", "estimate_summary", "plot_bead_psf", "plot_spectra"]
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -601,3 +601,8 @@ def plot_spectra(report: dict, path) -> None:
     with atomic_path(path, force=True) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
+
+
+def estimate_summary(report: dict) -> dict:
+    """The scalar part of an :func:`estimate_axial_blur` report (no spectra), for JSON logs."""
+    return {k: v for k, v in report.items() if not k.endswith("spectrum") and k != "frequencies"}

@@ -23,14 +23,31 @@ def imagej_jvm():
     Returns ImageJ's version string. Skips only when Java or the jar is absent (CI
     installs both: ``default-jre-headless`` and ``libij-java``).
     """
-    from isonet_ij.imagej import JVMError, find_ij_jar, find_java, start_jvm
+    from isonet_ij.imagej import start_jvm
+
+    require_java_and_ij_jar()
+    return start_jvm(headless=True)
+
+
+def require_java_and_ij_jar() -> None:
+    """Skip the calling test when Java or ImageJ's jar is missing (CI installs both)."""
+    from isonet_ij.imagej import JVMError, find_ij_jar, find_java
 
     try:
         find_java()
         find_ij_jar()
     except (FileNotFoundError, JVMError) as exc:
         pytest.skip(f"ImageJ tests need Java and ij.jar: {exc}")
-    return start_jvm(headless=True)
+
+
+def require_xvfb_run(why: str) -> str:
+    """Path of ``xvfb-run``; skip the calling test when it is missing (CI installs xvfb)."""
+    import shutil
+
+    xvfb = shutil.which("xvfb-run")
+    if xvfb is None:
+        pytest.skip(f"xvfb-run not installed (apt-get install xvfb): {why}")
+    return xvfb
 
 
 # --------------------------------------------------------------------------- ImageJ bridge

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,23 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_java_and_ij_jar, require_xvfb_run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.imagej
 def test_menu_dialog_recorder_and_errors_in_the_gui(tmp_path, imagej_stack, imagej_tiny_model):
-    from isonet_ij.imagej import JVMError, find_ij_jar, find_java
     from isonet_ij.restore import restore
 
-    try:
-        find_java()
-        find_ij_jar()
-    except (FileNotFoundError, JVMError) as exc:
-        pytest.skip(f"ImageJ tests need Java and ij.jar: {exc}")
-    xvfb = shutil.which("xvfb-run")
-    if xvfb is None:
-        pytest.skip("xvfb-run not installed (apt-get install xvfb): the GUI needs a display")
+    require_java_and_ij_jar()
+    xvfb = require_xvfb_run("the GUI needs a display")
     data, vs = imagej_stack
     np.save(tmp_path / "stack.npy", data)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -429,20 +429,13 @@ print("done", len(out))
 @pytest.mark.imagej
 def test_menu_commands_convert_to_mask_and_fill_holes_equal_ours_under_xvfb(tmp_path, real_data_dir):
     """The real menu commands (need a display: run under Xvfb) give our masks."""
-    import shutil
     import subprocess
     import sys
 
-    from isonet_ij.imagej import JVMError, find_ij_jar, find_java
+    from conftest import require_java_and_ij_jar, require_xvfb_run
 
-    try:
-        find_java()
-        find_ij_jar()
-    except (FileNotFoundError, JVMError) as exc:
-        pytest.skip(f"ImageJ tests need Java and ij.jar: {exc}")
-    xvfb = shutil.which("xvfb-run")
-    if xvfb is None:
-        pytest.skip("xvfb-run not installed (apt-get install xvfb): menu commands need a display")
+    require_java_and_ij_jar()
+    xvfb = require_xvfb_run("menu commands need a display")
     rng = np.random.default_rng(13)
     a3 = read_volume(real_data_dir / "A3_cells3d_nuclei_confocal_0.29z_0.26xy_crop208.tif").data
     vols = {

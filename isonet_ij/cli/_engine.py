@@ -263,10 +263,10 @@ def _psf(spec, vol, *, required: bool):
 
 def _auto_psf(data, factor) -> tuple[str, dict]:
     """``--psf auto``: a Gaussian PSF estimated from the volume's own spectra."""
-    from ..psf_estimate import estimate_axial_blur
+    from ..psf_estimate import estimate_axial_blur, estimate_summary
 
     rep = estimate_axial_blur(data, factor=factor)
-    estimate = {k: v for k, v in rep.items() if not k.endswith("spectrum") and k != "frequencies"}
+    estimate = estimate_summary(rep)
     log.info("--psf auto: estimated %s (sigma_xy %.2f, sigma_z %.2f voxels)", rep["psf_spec"],
              rep["sigma_xy"], rep["sigma_z"])
     return rep["psf_spec"], estimate

@@ -82,7 +82,7 @@ def cmd_from_beads(args) -> int:
 def cmd_estimate(args) -> int:
     from ..io import check_output_path, read_volume, write_json, write_volume
     from ..psf import gaussian_psf
-    from ..psf_estimate import estimate_axial_blur
+    from ..psf_estimate import estimate_axial_blur, estimate_summary
 
     for path in (args.output, args.report, args.plot):
         if path is not None:
@@ -96,7 +96,7 @@ def cmd_estimate(args) -> int:
             raise ValueError("VOLUME.tif has no calibration; pass --factor (z spacing / xy spacing)")
         factor = vol.voxel_size[0] / vol.voxel_size[2]
     rep = estimate_axial_blur(vol.data, factor=factor, sigma_xy=args.sigma_xy, plot=args.plot)
-    summary = {k: v for k, v in rep.items() if not k.endswith("spectrum") and k != "frequencies"}
+    summary = estimate_summary(rep)
     if args.output:
         dx = vol.voxel_size[2] if vol.voxel_size else 1.0
         write_volume(args.output, gaussian_psf(rep["sigma_xy"], rep["sigma_z"]),
