@@ -35,6 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import load_cell, save_cell, synth_case  # noqa: E402
 
 PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's paper defaults)
     "nuclei": "nuclei",
@@ -73,18 +76,8 @@ def cell_key(args, pairing, method, extra=""):
     return f"{pairing}_s{args.size}_seed{args.seed}_m{args.minutes:g}_{method}{extra}"
 
 
-def load_cell(cache: Path, key: str):
-    p = cache / f"{key}.json"
-    if p.is_file():
-        return json.loads(p.read_text())
-    return None
 
 
-def save_cell(cache: Path, key: str, data: dict):
-    from isonet_ij.io import write_json
-
-    cache.mkdir(parents=True, exist_ok=True)
-    write_json(cache / f"{key}.json", data, force=True)
 
 
 def score(vol, refs):
@@ -152,7 +145,6 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from isonet_ij import grid, phantoms
     from isonet_ij.nets import set_threads
 
     set_threads(args.threads)
@@ -175,11 +167,7 @@ def main(argv=None):
             cell = load_cell(cache, key)
             if cell is None:
                 if case is None:
-                    log.info("synthesizing %s %d^3 seed %d", pairing, args.size, args.seed)
-                    case = phantoms.synthesize(PAIRINGS[pairing], size=args.size, seed=args.seed)
-                    n_z, f = case["input"].shape[0], float(case["meta"]["factor"])
-                    refs = {"gt_iso": grid.crop_to_grid(case["gt_iso"], n_z, f),
-                            "gt": grid.crop_to_grid(case["gt"], n_z, f)}
+                    case, refs = synth_case(PAIRINGS[pairing], args.size, args.seed)
                 log.info("%s / %s ...", pairing, method)
                 t = time.monotonic()
                 out, info = run_method(method, case, args, rl_iters, refs)

@@ -25,13 +25,22 @@ worker processes), a scheduler address (``"tcp://host:8786"``) or a
 ``distributed.Client``. A worker loads the model once (cached per process by source) and
 runs batched inference over a whole block.
 
-``max_memory`` is the working-memory budget *per worker* (block in flight plus inference);
-it picks the default chunk size.
+Memory: ``max_memory`` bounds the summed resident memory (RSS) of every process of the run:
+this process and, with ``"processes"``, the worker processes it starts (with an external
+scheduler: this process and the cluster's workers). The run first loads the model in
+every worker, measures what the processes hold, and splits the rest evenly between the
+workers: each gets a block (input region, upsampled region, planes, result; see
+:func:`block_bytes`) and an inference working set (:func:`isonet_ij.restore.plan_tiles`).
+The default chunk size follows from that share. A budget the processes already fill
+raises a ``MemoryBudgetError`` that names what they hold. Use the ONNX backend
+(``backend="onnx"``) for small workers: it imports no TensorFlow (~100 MiB per worker
+instead of ~600 MiB).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -43,7 +52,7 @@ import numpy as np
 
 from . import grid, pairs
 
-__all__ = ["restore_chunked", "OutputExistsError", "SchedulerError", "block_bytes"]
+__all__ = ["restore_chunked", "OutputExistsError", "SchedulerError", "MemoryBudgetError", "block_bytes"]
 
 DONE = "isonet_done"
 ATTR = "isonet_chunked"
@@ -55,6 +64,50 @@ class OutputExistsError(ValueError, FileExistsError):
 
 class SchedulerError(ValueError):
     """The dask scheduler cannot be reached."""
+
+
+class MemoryBudgetError(ValueError):
+    """``max_memory`` cannot hold the run's processes plus one block per worker."""
+
+
+#: Default ``max_memory`` of a chunked run: all processes together.
+DEFAULT_TOTAL_MEMORY = 4 << 30
+#: Share of a worker's memory for the block in flight and for inference (the rest is slack
+#: for zarr codec buffers and allocator fragmentation).
+BLOCK_SHARE, INFERENCE_SHARE = 0.4, 0.4
+
+
+def process_rss(pid: int | None = None) -> int:
+    """Resident bytes of a process (this one by default)."""
+    try:
+        import psutil
+    except ImportError:  # psutil comes with dask.distributed; plain threads runs may lack it
+        with open(f"/proc/{pid or 'self'}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return psutil.Process(pid).memory_info().rss
+
+
+def tree_rss() -> int:
+    """Summed resident bytes of this process and all its descendants."""
+    try:
+        import psutil
+    except ImportError:
+        return process_rss()
+    me = psutil.Process()
+    total = 0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:  # a child that just exited
+            pass
+    return total
+
+
+def _warm_worker(model_spec):
+    """Load the model in this worker process; return the process's RSS."""
+    if model_spec[0] != "obj":
+        _model_from_spec(model_spec)
+    return process_rss()
 
 
 # --------------------------------------------------------------------------- model cache
@@ -100,7 +153,11 @@ def _model_spec(model, backend, weights, local: bool):
 
 
 def _open_source(src):
-    """ndarray / ZarrVolume / (path, dataset) spec -> something sliceable (z, y, x)."""
+    """ndarray / ZarrVolume / (path, dataset) / ("__tiff__", path) spec -> sliceable (z, y, x)."""
+    if isinstance(src, tuple) and len(src) == 2 and src[0] == "__tiff__":
+        from .io import open_lazy_tiff
+
+        return open_lazy_tiff(src[1])
     if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], str):
         from .io_zarr import open_zarr_volume
 
@@ -119,10 +176,16 @@ def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab
     for z0 in range(0, Z, nz):
         z1 = min(Z, z0 + nz)
         slab = np.asarray(src[z0:z1, :, :])
+        if slab.dtype.kind == "f" and not np.all(np.isfinite(slab)):
+            msg = (f"the volume holds NaN/inf voxels (in z slices {z0}-{z1 - 1}); replace them "
+                   "(e.g. Process > Math > Remove NaNs in Fiji) before restoring")
+            raise ValueError(msg)
         vmin, vmax = min(vmin, float(slab.min())), max(vmax, float(slab.max()))
         base = z0 * plane
         first = -base % stride
-        samples.append(slab.reshape(-1)[first::stride])
+        # a copy: a strided view would keep every slab alive (the whole volume in memory)
+        samples.append(slab.reshape(-1)[first::stride].copy())
+        del slab
     flat = np.concatenate(samples)
     lo, hi = pairs.percentiles(flat, low=low, high=high, max_samples=flat.size + 1)
     return (lo, hi), (vmin, vmax)
@@ -172,7 +235,30 @@ def _run_block(src, model_spec, out_path, idx, geom, params):
                                passes=params["passes"], batch_size=params["batch_size"], max_memory=params["max_memory"])
     arr[:, y0:y1, x0:x1] = block
     done[idx[0], idx[1]] = 1
+    del block
+    _release_free_memory()
     return idx
+
+
+def _release_free_memory() -> None:
+    """Give freed heap memory back to the OS (glibc keeps it per thread arena otherwise).
+
+    Blocks of tens of MB are allocated and freed for every column; without this the RSS of
+    a long run creeps above what its blocks need. No-op off glibc.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 # --------------------------------------------------------------------------- planning
@@ -185,10 +271,22 @@ def block_bytes(n_out: int, Z: int, cy: int, cx: int, halo: int) -> int:
 
 
 def _default_chunks(n_out, Z, Y, X, halo, budget, mult):
+    """Largest square column (<= 512, multiple of ``mult``) whose block fits ``budget``."""
     c = mult * max(1, 512 // mult)
-    while c > mult and block_bytes(n_out, Z, c, c, halo) > budget // 2:
+    while c > mult and block_bytes(n_out, Z, c, c, halo) > budget:
         c = max(mult, (c // 2) // mult * mult)
     return (min(c, _ceil_to(Y, mult)), min(c, _ceil_to(X, mult)))
+
+
+def _stored_chunks(out):
+    """The (cy, cx) columns of an earlier run's output, or None when unreadable."""
+    try:
+        import zarr
+
+        meta = dict(zarr.open_group(str(out), mode="r").attrs).get(ATTR) or {}
+        return tuple(int(c) for c in meta["chunks"])
+    except Exception:  # noqa: BLE001 - not ours: the resume check below says so
+        return None
 
 
 def _ceil_to(n, m):
@@ -221,6 +319,11 @@ class _ThreadExec:
     def put(self, obj):
         return obj
 
+    def resident(self, model_spec):
+        """RSS of the run's processes with the model loaded (here: this process)."""
+        _warm_worker(model_spec)
+        return process_rss(), {"this process": process_rss()}
+
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -236,7 +339,8 @@ class _DaskExec:
             from distributed import LocalCluster
 
             self.own_cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 2) // 2),
-                                            threads_per_worker=1, processes=True, dashboard_address=None)
+                                            threads_per_worker=1, processes=True, dashboard_address=None,
+                                            silence_logs=logging.WARNING)
             self.client = self.own_client = Client(self.own_cluster)
         else:
             try:
@@ -261,6 +365,14 @@ class _DaskExec:
 
     def put(self, obj):
         return self.client.scatter(obj, broadcast=True) if isinstance(obj, np.ndarray) else obj
+
+    def resident(self, model_spec):
+        """RSS of the run's processes with the model loaded in every worker."""
+        per_worker = self.client.run(_warm_worker, model_spec)
+        if self.own_cluster is not None:
+            # the workers are children of this process (nannies and scheduler run here)
+            return tree_rss(), {"this process": process_rss(), **per_worker}
+        return process_rss() + sum(per_worker.values()), {"this process": process_rss(), **per_worker}
 
     def close(self):
         if self.own_client is not None:
@@ -319,7 +431,7 @@ def restore_chunked(
     resume, force : bool
         Continue an interrupted run (skip finished columns) / overwrite an existing output.
     max_memory : int or str, optional
-        Working memory per worker (default 1 GiB).
+        Summed RSS of every process of the run (default 4 GiB; see the module doc).
     progress : bool
         tqdm bar over columns.
     on_chunk : callable(idx, n_done, n_total), optional
@@ -344,11 +456,12 @@ def restore_chunked(
     import zarr
 
     from .io_zarr import ZarrVolume, create_ome_zarr, open_zarr_volume
-    from .restore import DEFAULT_MAX_MEMORY, _check_volume, _halo, _normalization, parse_memory
+    from .io import LazyTiffVolume, open_lazy_tiff
+    from .restore import BYTES_PER_PIXEL, _check_volume, _halo, _normalization, parse_memory, plan_tiles
 
     t0 = time.perf_counter()
     out = Path(out)
-    budget = parse_memory(DEFAULT_MAX_MEMORY if max_memory is None else max_memory)
+    budget = parse_memory(DEFAULT_TOTAL_MEMORY if max_memory is None else max_memory)
     if resume and force:
         msg = "`resume` and `force` exclude each other: resume continues, force starts over"
         raise ValueError(msg)
@@ -359,15 +472,18 @@ def restore_chunked(
     # ---- source
     voxel = None
     if isinstance(source, (str, Path)):
-        source = open_zarr_volume(source)
-    if isinstance(source, ZarrVolume):
+        is_tiff = Path(source).suffix.lower() in (".tif", ".tiff") and not Path(source).is_dir()
+        source = open_lazy_tiff(source) if is_tiff else open_zarr_volume(source)
+    if isinstance(source, (ZarrVolume, LazyTiffVolume)):
         vol, src_spec, voxel = source, source.spec(), source.voxel_size
         if factor is None:
-            if voxel is None:
+            if voxel is not None:
+                factor = source.anisotropy()
+            elif isinstance(source, ZarrVolume):
                 msg = (f"{source.path!r} has no OME-Zarr scale metadata (voxel sizes); give the anisotropy "
                        "factor with `factor` (--factor)")
                 raise ValueError(msg)
-            factor = source.anisotropy()
+            # an uncalibrated TIFF: the model's factor, as for an in-memory restoration
         shape = source.shape
     else:
         vol = _check_volume(source)
@@ -401,15 +517,39 @@ def restore_chunked(
             vmin, vmax = None, None
         constant = vmin if (vmin is not None and vmin == vmax) else None
 
+        # ---- memory: what the processes hold with the model loaded, the rest per worker
+        resident, holders = ex.resident(model_spec)
+        share = (budget - resident) // ex.workers
         mult = 4
+        if chunks is None and resume and out.exists():
+            # a resumed run keeps the columns of the first one (the measured RSS varies)
+            chunks = _stored_chunks(out)
         if chunks is None:
-            cy, cx = _default_chunks(n_out, Z, Y, X, halo, budget, mult)
+            cy, cx = _default_chunks(n_out, Z, Y, X, halo, int(share * BLOCK_SHARE), mult)
         else:
             cy, cx = (int(c) for c in chunks[-2:])
             if cy < 1 or cx < 1:
                 msg = f"`chunks` must be positive (cy, cx), got {chunks!r}"
                 raise ValueError(msg)
             cy, cx = _ceil_to(cy, mult), _ceil_to(cx, mult)
+        need = block_bytes(n_out, Z, cy, cx, halo)
+        infer_budget = int(share * INFERENCE_SHARE)
+        try:
+            if share <= 0 or need > share * BLOCK_SHARE:
+                raise ValueError
+            plan_tiles(n_out, max(cy, cx) + 2 * halo, cfg.arch, batch_size=batch_size, max_memory=infer_budget)
+        except ValueError:
+            held = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in holders.items())
+            h2 = 16 + 2 * halo
+            tile_min = h2 * h2 * BYTES_PER_PIXEL[cfg.arch]
+            least = resident + ex.workers * max(need / BLOCK_SHARE, tile_min / INFERENCE_SHARE, 32 << 20)
+            onnx_hint = "" if getattr(tm.net, "name", None) == "onnx" else ", or --backend onnx (no TensorFlow per worker)"
+            msg = (f"`max_memory` = {budget / 2**20:.0f} MiB cannot hold this run: its processes already hold "
+                   f"{resident / 2**20:.0f} MiB with the model loaded ({held}), leaving "
+                   f"{max(share, 0) / 2**20:.0f} MiB per worker for a {n_out}x{cy}x{cx} block "
+                   f"(~{need / BLOCK_SHARE / 2**20:.0f} MiB with inference). Raise --max-memory (at least "
+                   f"~{least / 2**20:.0f} MiB), use fewer --workers or smaller --chunks{onnx_hint}")
+            raise MemoryBudgetError(msg) from None
         nby, nbx = math.ceil(Y / cy), math.ceil(X / cx)
         meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
                 "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": cfg.arch,
@@ -440,7 +580,7 @@ def restore_chunked(
             done = np.zeros((nby, nbx), np.uint8)
 
         params = {"Z": Z, "factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes,
-                  "batch_size": batch_size, "max_memory": budget, "constant": constant}
+                  "batch_size": batch_size, "max_memory": infer_budget, "constant": constant}
         todo = []
         for by in range(nby):
             for bx in range(nbx):
@@ -489,4 +629,6 @@ def restore_chunked(
     return {"out": str(out), "shape_out": [n_out, Y, X], "factor": f, "normalization": {"low": lo, "high": hi},
             "chunks": [cy, cx], "n_chunks": n_total, "computed": computed, "skipped": skipped,
             "voxel_size": out_voxel, "seconds": time.perf_counter() - t0,
+            "memory": {"max_memory": budget, "resident_at_start": resident, "per_worker": share,
+                       "block_bytes": need, "inference_bytes": infer_budget, "workers": ex.workers},
             "voxels_per_second": n_out * Y * X / max(time.perf_counter() - t0, 1e-9)}

@@ -21,6 +21,9 @@ import numpy as np
 import tifffile
 
 __all__ = [
+    "RegionVolume",
+    "LazyTiffVolume",
+    "open_lazy_tiff",
     "Volume",
     "VolumeError",
     "read_volume",
@@ -128,20 +131,11 @@ def read_volume(path, *, allow_nan: bool = False) -> Volume:
     if not path.is_file():
         msg = f"input file not found: {str(path)!r}"
         raise FileNotFoundError(msg)
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            axes = series.axes.upper()
-            _check_complete(tif, series, path)
-            data = series.asarray()
-            voxel_size, unit = _read_calibration(tif, axes)
-            metadata = _read_info(tif)
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
-        msg = (
-            f"cannot read {str(path)!r} as a TIFF volume ({exc}); "
-            "the file may be truncated or not a TIFF: re-export it from Fiji as TIFF"
-        )
-        raise VolumeError(msg) from exc
+    with _tiff_series(path) as (tif, series):
+        axes = series.axes.upper()
+        data = series.asarray()
+        voxel_size, unit = _read_calibration(tif, axes)
+        metadata = _read_info(tif)
 
     data, axes = _canonical_axes(data, axes, path)
     if data.dtype.kind == "f" and not allow_nan and not np.all(np.isfinite(data)):
@@ -152,6 +146,24 @@ def read_volume(path, *, allow_nan: bool = False) -> Volume:
         )
         raise VolumeError(msg)
     return Volume(data=data, voxel_size=voxel_size, unit=unit, axes=axes, metadata=metadata)
+
+
+@contextlib.contextmanager
+def _tiff_series(path: Path):
+    """Open a TIFF's first series, checked complete; TIFF errors become a VolumeError."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            _check_complete(tif, series, path)
+            yield tif, series
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
+        if isinstance(exc, VolumeError):
+            raise
+        msg = (
+            f"cannot read {str(path)!r} as a TIFF volume ({exc}); "
+            "the file may be truncated or not a TIFF: re-export it from Fiji as TIFF"
+        )
+        raise VolumeError(msg) from exc
 
 
 def _check_complete(tif: tifffile.TiffFile, series, path: Path) -> None:
@@ -403,3 +415,100 @@ def warn_if_not_anisotropic(voxel_size, *, stacklevel: int = 3) -> None:
             f"z spacing / xy spacing = {dz / dx:.2f} < 1.5: the volume is nearly isotropic",
             stacklevel=stacklevel,
         )
+
+
+# --------------------------------------------------------------------------- lazy reading
+
+
+class RegionVolume:
+    """Base of the (Z, Y, X) volumes read region by region (lazy TIFF, zarr).
+
+    Subclasses set ``shape``, ``dtype``, ``voxel_size`` and implement ``__getitem__``.
+    """
+
+    ndim = 3
+    voxel_size = None
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:, :, :]
+        return a if dtype is None else a.astype(dtype)
+
+    def anisotropy(self):
+        """``dz / mean(dy, dx)``, or None without a voxel size."""
+        if self.voxel_size is None:
+            return None
+        dz, dy, dx = self.voxel_size
+        return dz / ((dy + dx) / 2)
+
+
+class LazyTiffVolume(RegionVolume):
+    """A (Z, Y, X) TIFF read region by region, for volumes larger than memory.
+
+    Uncompressed contiguous files (ImageJ / tifffile default) are memory-mapped, so a
+    region read touches only its rows; other layouts are read through tifffile's zarr
+    store (whole strips or tiles of the region's pages).
+
+    Attributes
+    ----------
+    path : str
+    shape : (Z, Y, X) tuple
+    dtype : numpy dtype
+    voxel_size : (dz, dy, dx) or None
+    unit : str
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        p = Path(path)
+        if not p.is_file():
+            msg = f"input file not found: {self.path!r}"
+            raise FileNotFoundError(msg)
+        with _tiff_series(p) as (tif, series):
+            axes = series.axes.upper().replace("Q", "Z").replace("I", "Z")
+            self.voxel_size, self.unit = _read_calibration(tif, axes)
+            shape, self.dtype = tuple(series.shape), np.dtype(series.dtype)
+            contiguous = series.dataoffset is not None
+        squeezed = [(a, n) for a, n in zip(axes, shape) if not (a in "TC" and n == 1)]
+        if "".join(a for a, _ in squeezed) != "ZYX":
+            msg = (f"{self.path!r} has axes {axes} {shape}; reading by regions takes one ZYX stack "
+                   "(split channels / time points first, or read it whole)")
+            raise VolumeError(msg)
+        self.shape = tuple(int(n) for _, n in squeezed)
+        # where the spatial selection goes among the file's axes (singleton T / C get 0)
+        self._where = tuple(a in "ZYX" for a in axes)
+        self._contiguous = contiguous
+        self._array = None
+
+    def _open(self):
+        if self._array is None:
+            if self._contiguous:
+                self._array = tifffile.memmap(self.path, mode="r").reshape(self.shape)
+            else:
+                import zarr
+
+                store = tifffile.imread(self.path, aszarr=True)
+                self._array = zarr.open(store, mode="r")
+        return self._array
+
+    def __getitem__(self, sel):
+        arr = self._open()
+        sel = sel if isinstance(sel, tuple) else (sel,)
+        sel = list(sel) + [slice(None)] * (3 - len(sel))
+        if not self._contiguous and arr.ndim != 3:
+            it = iter(sel)
+            sel = [next(it) if spatial else 0 for spatial in self._where]
+        return np.array(arr[tuple(sel)])
+
+    def spec(self):
+        """Picklable description to reopen the file in a worker."""
+        return ("__tiff__", self.path)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_array"] = None  # a memmap / zarr store reopens in the worker
+        return state
+
+
+def open_lazy_tiff(path) -> LazyTiffVolume:
+    """Open a TIFF stack for region reads (see :class:`LazyTiffVolume`)."""
+    return LazyTiffVolume(path)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import RegionVolume
+
 __all__ = ["is_zarr", "open_zarr_volume", "create_ome_zarr", "write_ome_zarr", "ZarrVolume"]
 
 _UNITS = {"micrometer": 1.0, "micron": 1.0, "um": 1.0, "µm": 1.0, "nanometer": 1e-3, "nm": 1e-3,
@@ -31,7 +33,7 @@ def is_zarr(path) -> bool:
     return p.is_dir() and any((p / n).exists() for n in ("zarr.json", ".zgroup", ".zarray"))
 
 
-class ZarrVolume:
+class ZarrVolume(RegionVolume):
     """A lazily read (Z, Y, X) view of a zarr array.
 
     Attributes
@@ -51,7 +53,6 @@ class ZarrVolume:
         sp = [s for s, i in zip(array.shape, index) if isinstance(i, slice)]
         self.shape = tuple(int(s) for s in sp)
         self.dtype = array.dtype
-        self.ndim = 3
 
     def __getitem__(self, sel):
         if not isinstance(sel, tuple):
@@ -65,16 +66,6 @@ class ZarrVolume:
             else:
                 full.append(i)
         return np.asarray(self.array[tuple(full)])
-
-    def __array__(self, dtype=None, copy=None):
-        a = self[:, :, :]
-        return a if dtype is None else a.astype(dtype)
-
-    def anisotropy(self):
-        if self.voxel_size is None:
-            return None
-        dz, dy, dx = self.voxel_size
-        return dz / ((dy + dx) / 2)
 
     def spec(self):
         """Picklable (path, dataset) to reopen in a worker."""

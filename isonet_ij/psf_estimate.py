@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-__all__ = ["psf_from_beads", "estimate_axial_blur", "estimate_summary", "plot_bead_psf", "plot_spectra"]
+__all__ = ["psf_from_beads", "estimate_axial_blur", "estimate_summary", "auto_psf_spec", "plot_bead_psf", "plot_spectra"]
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -606,3 +606,16 @@ def plot_spectra(report: dict, path) -> None:
 def estimate_summary(report: dict) -> dict:
     """The scalar part of an :func:`estimate_axial_blur` report (no spectra), for JSON logs."""
     return {k: v for k, v in report.items() if not k.endswith("spectrum") and k != "frequencies"}
+
+
+def auto_psf_spec(volume, factor) -> tuple[str, dict]:
+    """``--psf auto``: the Gaussian PSF spec estimated from the volume, and the estimate.
+
+    Returns
+    -------
+    (spec, summary)
+        ``"gaussian:SXY,SZ"`` (voxels of the isotropic grid) and
+        :func:`estimate_summary` of :func:`estimate_axial_blur` (for the model config).
+    """
+    rep = estimate_axial_blur(volume, factor=factor)
+    return rep["psf_spec"], estimate_summary(rep)

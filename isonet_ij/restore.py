@@ -60,10 +60,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Working bytes per tile pixel of one forward pass (float32 activations plus TF's
-#: convolution workspace); measured peak-RSS growth was 540-640 B/px on CPU for both nets
-#: (batch 8 of 128^2 and 256^2 tiles), rounded up.
-BYTES_PER_PIXEL = {"isonet1": 800, "isonet2": 800}
+#: Working bytes per tile pixel of one forward pass (float32 activations plus the
+#: convolution workspace); measured peak-RSS growth on CPU was 540-640 B/px with TensorFlow
+#: and 918-929 B/px with onnxruntime (IsoNet-2, batches of 128^2 to 512^2 tiles), rounded up.
+BYTES_PER_PIXEL = {"isonet1": 1000, "isonet2": 1000}
 DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB
 DEFAULT_BATCH = 8
 
@@ -168,7 +168,14 @@ _FN_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _predict_fn(net, batch: int, tile: tuple):
-    """A tf.function of fixed input shape (batch, th, tw, 1), cached per network."""
+    """A tf.function of fixed input shape (batch, th, tw, 1), cached per network.
+
+    An onnxruntime backend is called directly (no TensorFlow import: dask workers on the
+    ONNX backend stay small); its (B, th, tw, 1) buffer is viewed as (B, 1, th, tw).
+    """
+    if getattr(net, "name", None) == "onnx":
+        nchw = (batch, 1, tile[0], tile[1])
+        return lambda x: net.predict_nchw(x.reshape(nchw)).reshape(x.shape)
     import tensorflow as tf
 
     per_net = _FN_CACHE.setdefault(net, {})
@@ -219,7 +226,8 @@ def apply_to_planes(net, planes, plan: dict, *, bar=None) -> np.ndarray:
             buf[t, ..., 0] = padded[k, i * cr : i * cr + th, j * cc : j * cc + tw]
         if len(chunk) < B:
             buf[len(chunk) :] = 0
-        pred = fn(buf).numpy()
+        pred = fn(buf)
+        pred = pred.numpy() if hasattr(pred, "numpy") else pred
         for t, (k, i, j) in enumerate(chunk):
             out[k, i * cr : (i + 1) * cr, j * cc : (j + 1) * cc] = pred[t, h : h + cr, h : h + cc, 0]
         if bar is not None:

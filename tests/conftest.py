@@ -53,7 +53,7 @@ def require_xvfb_run(why: str) -> str:
 # --------------------------------------------------------------------------- ImageJ bridge
 
 
-def nuclei_stack(shape=(24, 48, 48), factor=3, n=6, seed=1) -> "np.ndarray":
+def nuclei_stack(shape=(24, 48, 48), factor=3, n=6, seed=1):
     """A small anisotropic uint16 stack of blurred bright spheres (every ``factor``-th slice)."""
     import numpy as np
     from scipy import ndimage as ndi

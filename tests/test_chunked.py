@@ -134,3 +134,76 @@ def test_cli_restore_to_zarr_keeps_voxel_size_and_refuses_to_overwrite(tmp_path,
     capsys.readouterr()
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_tiff_source_is_read_by_regions_and_equals_in_memory(tmp_path, demo, volume, reference):
+    """An uncompressed TIFF is memory-mapped (never read whole); a compressed one goes through
+    tifffile's zarr store; both give the in-memory restoration."""
+    import tifffile
+
+    from isonet_ij.io import LazyTiffVolume, write_volume
+
+    plain = tmp_path / "in.tif"
+    write_volume(plain, volume, voxel_size=(1.0, 0.25, 0.25))
+    packed = tmp_path / "packed.tif"
+    tifffile.imwrite(packed, volume, compression="zlib", rowsperstrip=8)
+    lazy = LazyTiffVolume(plain)
+    assert lazy.shape == volume.shape and lazy.voxel_size == (1.0, 0.25, 0.25) and lazy._contiguous
+    np.testing.assert_array_equal(lazy[:, 3:9, 5:7], volume[:, 3:9, 5:7])
+    assert isinstance(lazy._open(), np.memmap)
+    assert not LazyTiffVolume(packed)._contiguous
+    for src, factor in ((plain, None), (packed, 4)):
+        out = tmp_path / f"{src.stem}.zarr"
+        chunked.restore_chunked(src, demo[1], factor=factor, out=out, chunks=(20, 16), workers=2)
+        diff = np.abs(np.asarray(io_zarr.open_zarr_volume(out)) - reference).max()
+        assert diff <= 1e-5, (src.name, diff)
+
+
+def test_tiff_source_with_nan_is_refused_before_any_output(tmp_path, demo, volume):
+    from isonet_ij.io import write_volume
+
+    bad = volume.copy()
+    bad[5, 10, 10] = np.nan
+    write_volume(tmp_path / "nan.tif", bad, voxel_size=(1.0, 0.25, 0.25))
+    with pytest.raises(ValueError, match="NaN"):
+        chunked.restore_chunked(tmp_path / "nan.tif", demo[1], out=tmp_path / "o.zarr")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_max_memory_bounds_all_processes_and_sets_the_column_size(tmp_path, demo):
+    """The budget is for the whole run: what the processes hold counts, the rest sets the columns."""
+    rng = np.random.default_rng(1)
+    vol = rng.normal(100, 10, (6, 120, 112)).astype(np.float32)
+    held = chunked.process_rss()
+    with pytest.raises(chunked.MemoryBudgetError, match="already hold") as err:
+        chunked.restore_chunked(vol, demo[1], factor=4, out=tmp_path / "o.zarr", max_memory=held // 2)
+    assert "--max-memory" in str(err.value)
+    assert not (tmp_path / "o.zarr").exists()
+    small = chunked.restore_chunked(vol, demo[1], factor=4, out=tmp_path / "s.zarr", workers=2,
+                                    max_memory=held + (60 << 20))
+    large = chunked.restore_chunked(vol, demo[1], factor=4, out=tmp_path / "l.zarr", workers=2,
+                                    max_memory=held + (600 << 20))
+    m = small["memory"]
+    assert m["resident_at_start"] >= held * 0.9 and m["workers"] == 2
+    assert m["block_bytes"] <= m["per_worker"] * chunked.BLOCK_SHARE
+    assert small["n_chunks"] > large["n_chunks"] == 1
+    np.testing.assert_allclose(np.asarray(io_zarr.open_zarr_volume(tmp_path / "s.zarr")),
+                               np.asarray(io_zarr.open_zarr_volume(tmp_path / "l.zarr")), atol=1e-5)
+
+
+def test_onnx_workers_never_import_tensorflow(tmp_path, demo, volume):
+    """Small workers: the ONNX backend runs chunked restoration without TensorFlow."""
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "v.npy", volume)
+    code = (
+        "import sys, numpy as np\n"
+        "from isonet_ij import chunked\n"
+        f"chunked.restore_chunked(np.load({str(tmp_path / 'v.npy')!r}), {demo[0]!r}, factor=4, backend='onnx',"
+        f" out={str(tmp_path / 'o.zarr')!r}, chunks=(24, 24), workers=2)\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]

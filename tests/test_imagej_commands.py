@@ -1,8 +1,9 @@
-"""The ImageJ commands "IsoNet Train / Restore / Segment" run by ImageJ macros (headless ij.jar).
+"""The ImageJ commands "IsoNet Train / Restore / Segment / Estimate PSF" run by macros (headless ij.jar).
 
 Every result is compared with the engine called directly on the same numpy data:
-``restore`` / ``restore_stack`` (1e-5), ``segment_nuclei`` (identical labels), and a model
-trained by the command is used by ``isonet restore``.
+``restore`` / ``restore_stack`` (1e-5), ``segment_nuclei`` (identical labels),
+``estimate_axial_blur`` (identical numbers), and a model trained by the command is used by
+``isonet restore``.
 """
 
 import re
@@ -184,3 +185,123 @@ def test_bad_input_gives_a_clear_error_aborts_the_macro_and_modifies_nothing(
     # ImageJ keeps running: the next command works
     ret, err = run_macro('run("IsoNet Segment", ""); return "ok";', stack_imp)
     assert (ret, err) == ("ok", None)
+
+
+# --------------------------------------------------------------------------- estimate PSF
+
+
+@pytest.fixture(scope="module")
+def psf_phantom():
+    """(16, 64, 64) float32 nuclei phantom, Gaussian PSF sigma (2, 8) voxels, factor 4."""
+    from isonet_ij.phantoms import synthesize
+
+    case = synthesize("nuclei", size=64, psf="gaussian:2,8", factor=4, seed=0)
+    return np.asarray(case["input"], dtype=np.float32)
+
+
+def test_estimate_psf_macro_equals_engine_and_writes_the_gaussian_psf(
+        imagej_bridge, psf_phantom, tmp_path):
+    from isonet_ij.io import read_volume
+    from isonet_ij.psf import gaussian_psf
+    from isonet_ij.psf_estimate import estimate_axial_blur
+
+    imp = array_to_imageplus(psf_phantom, title="phantom.tif", voxel_size=(0.4, 0.1, 0.1), unit="um")
+    out = tmp_path / "psf out.tif"
+    ret, err = run_macro(
+        f'run("IsoNet Estimate PSF", "factor=4 psf_output=[{out}] plot");'
+        'return getTitle() + "|" + getInfo("isonet.psf.spec") + "|" + getInfo("isonet.psf.sigma_z");',
+        imp,
+    )
+    assert err is None
+    title, spec, sigma_z = ret.split("|")
+    ref = estimate_axial_blur(psf_phantom, factor=4)
+    assert abs(ref["sigma_z"] / 8.0 - 1) < 0.15, ref["sigma_z"]
+    assert title == "phantom_psf_spectra"  # the plot, opened as an image
+    assert spec == ref["psf_spec"] and float(sigma_z) == ref["sigma_z"]
+    summary = imagej_bridge.last_result("IsoNet Estimate PSF")
+    for key in ("sigma_xy", "sigma_z", "sigma_extra", "factor", "n_cells", "residual", "at_bound"):
+        assert summary[key] == ref[key], key
+    table = imagej_bridge.last_table("IsoNet Estimate PSF")
+    assert table.size() == 1
+    for key in ("sigma_xy", "sigma_z", "sigma_extra", "factor", "n_cells", "residual"):
+        assert float(table.getValue(key, 0)) == float(ref[key]), key
+    assert str(table.getStringValue("psf_spec", 0)) == ref["psf_spec"]
+    import jpype
+
+    opened = jpype.JClass("ij.IJ").openImage(str(out))  # ImageJ reads it as a 3D stack
+    assert opened.getNSlices() == ref_slices(ref) and opened.getBitDepth() == 32
+    psf = read_volume(out)
+    assert psf.axes == "ZYX" and psf.data.ndim == 3
+    assert abs(float(psf.data.sum()) - 1) < 1e-4
+    assert psf.voxel_size == pytest.approx((0.1, 0.1, 0.1))
+    np.testing.assert_allclose(psf.data, gaussian_psf(ref["sigma_xy"], ref["sigma_z"]), atol=1e-7)
+    np.testing.assert_array_equal(imageplus_to_volume(imp).data, psf_phantom)  # input untouched
+
+
+def ref_slices(ref) -> int:
+    from isonet_ij.psf import gaussian_psf
+
+    return gaussian_psf(ref["sigma_xy"], ref["sigma_z"]).shape[0]
+
+
+def test_estimate_psf_with_a_given_lateral_sigma_uses_it(imagej_bridge, psf_phantom):
+    from isonet_ij.psf_estimate import estimate_axial_blur
+
+    imp = array_to_imageplus(psf_phantom, title="uncalibrated")
+    _, err = run_macro('run("IsoNet Estimate PSF", "factor=4 sigma_xy=2");', imp)
+    assert err is None
+    summary = imagej_bridge.last_result("IsoNet Estimate PSF")
+    ref = estimate_axial_blur(psf_phantom, factor=4, sigma_xy=2.0)
+    assert summary["sigma_z"] == ref["sigma_z"] and summary["sigma_xy_source"] == "given"
+    assert summary["psf_output"] is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ((2, 32, 32), r"has 2 z slices; estimating the axial blur needs at least 4"),
+        ((6, 8, 8), r"at least 16 voxels along y and x"),
+        ("constant", r"is constant"),
+        ((6, 32, 32, "2d"), r"needs a 3D stack with at least 2 z slices"),
+    ],
+)
+def test_estimate_psf_bad_input_fails_cleanly_and_writes_nothing(
+        imagej_bridge, tmp_path, shape, match):
+    rng = np.random.default_rng(0)
+    if shape == "constant":
+        data = np.full((6, 32, 32), 100, np.float32)
+    elif shape[-1] == "2d":
+        data = rng.random((1, 32, 32)).astype(np.float32)
+    else:
+        data = rng.random(shape).astype(np.float32)
+    imp = array_to_imageplus(data, title="bad", voxel_size=(0.4, 0.1, 0.1))
+    out = tmp_path / "psf.tif"
+    before = imagej_bridge.last_result("IsoNet Estimate PSF")
+    table = imagej_bridge.last_table("IsoNet Estimate PSF")
+    n_errors = len(imagej_bridge.errors())
+    ret, err = run_macro(
+        f'run("IsoNet Estimate PSF", "factor=4 psf_output=[{out}] plot"); return "reached";', imp)
+    assert ret != "reached" and err is not None and re.search(match, err), err
+    new = imagej_bridge.errors()[n_errors:]
+    assert len(new) == 1 and re.search(match, new[0][1])
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert imagej_bridge.last_result("IsoNet Estimate PSF") is before
+    assert imagej_bridge.last_table("IsoNet Estimate PSF") is table
+    np.testing.assert_array_equal(imageplus_to_volume(imp).data, data)
+    assert not imp.isLocked()
+
+
+def test_train_with_psf_auto_uses_the_estimated_gaussian(imagej_bridge, stack_imp, imagej_stack, tmp_path):
+    from isonet_ij.config import read_config
+    from isonet_ij.psf_estimate import estimate_axial_blur
+
+    model = tmp_path / "auto psf model"
+    _, err = run_macro(
+        f'run("IsoNet Train", "model=[{model}] psf=auto mode=split arch=isonet1 epochs=1 '
+        'steps=2 patch=16 batch=4");', stack_imp,
+    )
+    assert err is None
+    ref = estimate_axial_blur(imagej_stack[0], factor=3.0)
+    cfg = read_config(model)
+    assert cfg.psf == ref["psf_spec"]
+    assert cfg.psf_info["auto_estimate"]["sigma_z"] == pytest.approx(ref["sigma_z"])

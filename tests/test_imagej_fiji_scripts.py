@@ -89,7 +89,8 @@ def stack_imp(imagej_bridge, imagej_stack):
     return array_to_imageplus(data, title="s.tif", voxel_size=vs)
 
 
-@pytest.mark.parametrize("name", ["IsoNet_Train", "IsoNet_Restore", "IsoNet_Segment"])
+@pytest.mark.parametrize("name", ["IsoNet_Train", "IsoNet_Restore", "IsoNet_Segment",
+                                  "IsoNet_Estimate_PSF"])
 def test_script_parameters_are_the_macro_options_of_the_command(name):
     params = parse_parameters(SCRIPTS / f"{name}.py")
     inputs = [p["name"] for p in params if not p["output"] and p["type"] != "ImagePlus"]
@@ -127,6 +128,19 @@ def test_train_script_writes_a_loadable_model(stack_imp, tmp_path):
     summary = json.loads(out["summary"])
     assert summary["epochs"] == 1 and summary["model_dir"] == str(model)
     assert load_model(model).config.factor == pytest.approx(3.0)
+
+
+def test_estimate_psf_script_gives_the_command_result(imagej_bridge, tmp_path):
+    from isonet_ij.io import read_volume
+    from isonet_ij.phantoms import synthesize
+
+    data = np.asarray(synthesize("nuclei", size=64, psf="gaussian:2,8", factor=4, seed=0)["input"])
+    imp = array_to_imageplus(data.astype(np.float32), title="p.tif", voxel_size=(0.4, 0.1, 0.1))
+    out = run_script("IsoNet_Estimate_PSF", {"imp": imp, "psf_output": tmp_path / "script psf.tif"})
+    summary = run_command("IsoNet Estimate PSF", f"psf_output=[{tmp_path / 'command psf.tif'}]", imp)
+    assert str(out["psf_spec"]) == summary["psf_spec"] and summary["factor"] == pytest.approx(4.0)
+    np.testing.assert_array_equal(read_volume(tmp_path / "script psf.tif").data,
+                                  read_volume(tmp_path / "command psf.tif").data)
 
 
 def test_a_failing_script_reports_through_ij_error_and_outputs_nothing(imagej_bridge):

@@ -45,8 +45,8 @@ def test_menu_dialog_recorder_and_errors_in_the_gui(tmp_path, imagej_stack, imag
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     got = json.loads((tmp_path / "gui.json").read_text())
 
-    # the three items under Plugins > IsoNet
-    assert got["menu"] == ["IsoNet Train", "IsoNet Restore", "IsoNet Segment"]
+    # the four items under Plugins > IsoNet
+    assert got["menu"] == ["IsoNet Train", "IsoNet Restore", "IsoNet Segment", "IsoNet Estimate PSF"]
     # the menu item opened the dialog; the scripted dialog produced the result window
     assert got["dialog_title"] == "IsoNet Restore"
     assert got["dialog_fields"][0].startswith("stack.tif: 48 x 48 x 8 slices, 16-bit")

@@ -9,6 +9,7 @@ from isonet_ij import grid, nets, pairs  # noqa: E402
 from isonet_ij.config import Config, TrainedModel  # noqa: E402
 from isonet_ij.restore import (  # noqa: E402
     _FN_CACHE,
+    BYTES_PER_PIXEL,
     plan_tiles,
     restore,
     restore_stack,
@@ -41,7 +42,7 @@ def test_tiled_restoration_equals_untiled(arch):
     assert info_w["plan"]["core"] == [16, 44]  # one tile per plane
     # a budget for 2 tiles of ~ (16+2h) x (24+2h): several tiles per plane
     h = info_w["plan"]["halo"]
-    budget = 2 * (16 + 2 * h) * (24 + 2 * h) * 800
+    budget = 2 * (16 + 2 * h) * (24 + 2 * h) * BYTES_PER_PIXEL[arch]
     tiled, info_t = restore(vol, tm, max_memory=budget, return_info=True)
     assert info_t["plan"]["core"][1] < 44 and info_t["plan"]["batch"] <= 2
     assert whole.shape == tiled.shape == (grid.n_output_slices(6, 3), 40, 44)

@@ -156,9 +156,10 @@ def register(subparsers) -> None:
     p.add_argument("--normalization", choices=("volume", "model"), default="volume",
                    help="percentiles of this volume (default) or the training volume's")
     p.add_argument("--batch", type=int, default=8, metavar="B", help="tiles per network call (default 8)")
-    p.add_argument("--max-memory", default="1G", metavar="M",
-                   help="working-memory budget of inference, e.g. 512M, 4G (default 1G); "
-                   "input and output volumes come on top")
+    p.add_argument("--max-memory", default=None, metavar="M",
+                   help="TIFF output: working-memory budget of inference, e.g. 512M, 4G (default 1G; "
+                   "input and output volumes come on top). .zarr output: the summed RSS of every "
+                   "process of the run, workers included (default 4G)")
     p.add_argument("--dtype", choices=("float32", "input"), default="float32",
                    help="output type: float32 (default) or the input's (clipped, rounded)")
     p.add_argument("--weights", choices=("best", "last"), default="best", help="checkpoint (default best)")
@@ -263,13 +264,12 @@ def _psf(spec, vol, *, required: bool):
 
 def _auto_psf(data, factor) -> tuple[str, dict]:
     """``--psf auto``: a Gaussian PSF estimated from the volume's own spectra."""
-    from ..psf_estimate import estimate_axial_blur, estimate_summary
+    from ..psf_estimate import auto_psf_spec
 
-    rep = estimate_axial_blur(data, factor=factor)
-    estimate = estimate_summary(rep)
-    log.info("--psf auto: estimated %s (sigma_xy %.2f, sigma_z %.2f voxels)", rep["psf_spec"],
-             rep["sigma_xy"], rep["sigma_z"])
-    return rep["psf_spec"], estimate
+    spec, estimate = auto_psf_spec(data, factor)
+    log.info("--psf auto: estimated %s (sigma_xy %.2f, sigma_z %.2f voxels)", spec,
+             estimate["sigma_xy"], estimate["sigma_z"])
+    return spec, estimate
 
 
 def _zyx(vol, channel, timepoint, path):
@@ -350,16 +350,11 @@ def _restore_chunked_cli(args) -> int:
     if is_zarr(args.input):
         source = args.input
     else:
-        vol = vio.read_volume(args.input)
-        if vol.axes != "ZYX":
-            msg = f"chunked restoration takes a single ZYX volume; {args.input!r} has axes {vol.axes}"
-            raise ValueError(msg)
-        source, voxel_size = vol.data, vol.voxel_size
-        if factor is None and vol.voxel_size is not None:
-            factor = vol.anisotropy
+        # read region by region (memory-mapped when uncompressed): it may not fit in memory
+        source = vio.open_lazy_tiff(args.input)
     info = restore_chunked(source, args.model, factor=factor, out=args.output,
                            scheduler=args.scheduler, workers=args.workers, resume=args.resume,
-                           force=args.force, max_memory=parse_memory(args.max_memory),
+                           force=args.force, max_memory=None if args.max_memory is None else parse_memory(args.max_memory),
                            progress=True, normalization=args.normalization, fusion=args.fusion,
                            batch_size=args.batch, backend=args.backend, weights=args.weights,
                            voxel_size=voxel_size)

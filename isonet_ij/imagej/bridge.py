@@ -1,8 +1,8 @@
-"""The commands "IsoNet Train", "IsoNet Restore", "IsoNet Segment" inside ImageJ.
+"""The commands "IsoNet Train", "IsoNet Restore", "IsoNet Segment", "IsoNet Estimate PSF" in ImageJ.
 
 Registration (no Java compilation): a JPype proxy implementing ``ij.CommandListener`` is
 added with ``ij.Executer.addCommandListener``. ImageJ asks every listener before running a
-command; ours runs the Python handler for its three names and returns null (command
+command; ours runs the Python handler for its names and returns null (command
 consumed), and passes every other command through. The names are also put into ImageJ's
 command table (so *Find Commands* and macros know them) and, when ImageJ has a window,
 into the menu bar under Plugins > IsoNet (``Menus.add``).
@@ -49,7 +49,9 @@ __all__ = [
     "ensure_command_table",
     "errors",
     "last_result",
+    "last_table",
     "MENU_PATH",
+    "PSF_PROPERTIES",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class _State:
         self.menus = False
         self.errors = collections.deque(maxlen=200)
         self.last = {}
+        self.tables = {}  # last ResultsTable per command
         self.values = {}  # last dialog values per command
         self.lock = threading.Lock()
 
@@ -137,7 +140,7 @@ def installed() -> bool:
 
 
 def install_commands(*, menus: bool | None = None) -> list[str]:
-    """Register IsoNet Train / Restore / Segment with the running ImageJ (idempotent).
+    """Register IsoNet Train / Restore / Segment / Estimate PSF with the running ImageJ (idempotent).
 
     Parameters
     ----------
@@ -191,8 +194,16 @@ def errors() -> list[tuple[str, str]]:
 
 
 def last_result(command: str):
-    """The last ImagePlus (or training summary) that ``command`` produced, or None."""
+    """The last ImagePlus (or training / PSF estimate summary) that ``command`` produced, or None."""
     return _state.last.get(command)
+
+
+def last_table(command: str):
+    """The last ``ij.measure.ResultsTable`` that ``command`` showed, or None.
+
+    Headless ImageJ shows no table windows, so this is where the table is found there.
+    """
+    return _state.tables.get(command)
 
 
 def _make_listener():
@@ -445,7 +456,33 @@ def _train(imp, v: dict, progress: _Progress):
     return summary
 
 
-_HANDLERS = {"IsoNet Restore": _restore, "IsoNet Segment": _segment, "IsoNet Train": _train}
+#: Java system properties a macro reads with ``getInfo(key)`` after IsoNet Estimate PSF.
+PSF_PROPERTIES = {
+    "isonet.psf.spec": "psf_spec", "isonet.psf.sigma_xy": "sigma_xy",
+    "isonet.psf.sigma_z": "sigma_z", "isonet.psf.sigma_extra": "sigma_extra",
+    "isonet.psf.factor": "factor",
+}
+
+
+def _estimate_psf(imp, v: dict, progress: _Progress):
+    from .commands import estimate_psf_imageplus, show_psf_estimate
+
+    progress.status("estimating the axial blur")
+    summary, plot_imp = estimate_psf_imageplus(
+        imp, factor=v["factor"] or None, sigma_xy=v["sigma_xy"] or None,
+        psf_output=v["psf_output"] or None, plot=v["plot"],
+        channel=v["channel"] or None, frame=v["frame"] or None,
+    )
+    System = _j("java.lang.System")
+    for key, field in PSF_PROPERTIES.items():
+        value = summary[field]
+        System.setProperty(key, value if isinstance(value, str) else repr(float(value)))
+    _state.tables["IsoNet Estimate PSF"] = show_psf_estimate(summary, plot_imp)
+    return summary
+
+
+_HANDLERS = {"IsoNet Restore": _restore, "IsoNet Segment": _segment, "IsoNet Train": _train,
+             "IsoNet Estimate PSF": _estimate_psf}
 
 
 # --------------------------------------------------------------------------- dialog
@@ -497,7 +534,9 @@ def show_dialog(spec, imp) -> dict | None:
     for opt in shown:
         v = values[opt.key]
         label = opt.display_label
-        if opt.kind == "path":
+        if opt.kind == "path" and opt.file:
+            gd.addFileField(label, str(v or ""), 30)
+        elif opt.kind == "path":
             gd.addDirectoryField(label, str(v or ""), 30)
         elif opt.kind == "string":
             gd.addStringField(label, str(v), 20)

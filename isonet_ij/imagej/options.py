@@ -58,6 +58,8 @@ class Option:
         An empty value is an error.
     hyperstack_only : bool
         Shown in the dialog only for images with several channels or frames.
+    file : bool
+        For ``kind="path"``: a file (the dialog's Browse button picks files), not a folder.
     """
 
     key: str
@@ -69,6 +71,7 @@ class Option:
     minimum: float | None = None
     required: bool = False
     hyperstack_only: bool = False
+    file: bool = False
 
     @property
     def display_label(self) -> str:
@@ -173,7 +176,8 @@ TRAIN = CommandSpec(
                "into (created; must be empty unless overwrite or resume)", required=True),
         Option("psf", "string", "gaussian:2,8", "PSF", "PSF on the isotropic grid: "
                "gaussian:SXY,SZ (voxels), confocal:na=..,ex=..,em=.., lightsheet:..., "
-               "widefield:..., or a PSF .tif path (not used by mode none)"),
+               "widefield:..., a PSF .tif path, or auto (a Gaussian estimated from the stack, as "
+               "IsoNet Estimate PSF; not used by mode none)"),
         Option("mode", "choice", "split", "mode", "training kernel: split (h_split), full "
                "(rotated PSF), none (SRCNN, no PSF)", choices=("split", "full", "none")),
         Option("arch", "choice", "isonet2", "arch (network)", "IsoNet-2 (U-Net) or IsoNet-1",
@@ -198,8 +202,29 @@ TRAIN = CommandSpec(
     ),
 )
 
+ESTIMATE_PSF = CommandSpec(
+    "IsoNet Estimate PSF",
+    "estimate the axial Gaussian blur of the current stack from its own lateral and axial "
+    "spectra; shows the sigmas in the table \"IsoNet PSF estimate\" and logs the psf= "
+    "spec for IsoNet Train",
+    (
+        Option("factor", "number", 0.0, "factor (0 = from calibration)", "anisotropy factor = "
+               "voxel depth / pixel width; 0: from the image's calibration", minimum=0.0),
+        Option("sigma_xy", "number", 0.0, "sigma_xy (lateral sigma in voxels, 0 = fit)",
+               "lateral Gaussian sigma of the PSF in voxels if known; 0: fitted to the lateral "
+               "spectrum", minimum=0.0),
+        Option("psf_output", "path", "", "psf_output (PSF .tif to write, empty = none)",
+               "write the Gaussian PSF on the isotropic grid to this .tif (replaced if it "
+               "exists), as `isonet psf estimate -o`", file=True),
+        Option("plot", "bool", False, "plot the spectra", "open the axial spectrum and the "
+               "fitted Gaussian as an image"),
+        _CHANNEL,
+        _FRAME,
+    ),
+)
+
 #: The commands by ImageJ name, in menu order.
-COMMANDS = {spec.name: spec for spec in (TRAIN, RESTORE, SEGMENT)}
+COMMANDS = {spec.name: spec for spec in (TRAIN, RESTORE, SEGMENT, ESTIMATE_PSF)}
 
 _TOKEN = re.compile(r"\s*([^\s=\[\]]+)(?:=(\[[^\]]*\]|[^\s]*))?")
 

@@ -1,0 +1,39 @@
+"""Pieces shared by the benchmark scripts: per-cell JSON cache, synthetic cases with references.
+
+Every benchmark caches each finished cell (one method on one volume) as a JSON file, so an
+interrupted run resumes where it stopped; synthetic cases come with their references
+(ground truth and isotropic ground truth) cropped to the restoration grid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("benchmarks")
+
+
+def load_cell(cache: Path, key: str):
+    """The cached cell ``key`` (a dict), or None."""
+    p = Path(cache) / f"{key}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def save_cell(cache: Path, key: str, data: dict) -> None:
+    """Write cell ``key`` atomically."""
+    from isonet_ij.io import write_json
+
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    write_json(Path(cache) / f"{key}.json", data, force=True)
+
+
+def synth_case(kind: str, size: int, seed: int):
+    """``phantoms.synthesize`` plus ``{"gt_iso", "gt"}`` cropped to the restoration grid."""
+    from isonet_ij import grid, phantoms
+
+    log.info("synthesizing %s %d^3 seed %d", kind, size, seed)
+    case = phantoms.synthesize(kind, size=size, seed=seed)
+    n_z, f = case["input"].shape[0], float(case["meta"]["factor"])
+    refs = {"gt_iso": grid.crop_to_grid(case["gt_iso"], n_z, f), "gt": grid.crop_to_grid(case["gt"], n_z, f)}
+    return case, refs
