@@ -126,6 +126,8 @@ def main(argv=None):
     ap.add_argument("--model", default=None, help="ONNX model or package (default: train an IsoNet-1)")
     ap.add_argument("--schedulers", nargs="+", default=["threads", "processes"])
     ap.add_argument("--no-check-ratio", action="store_true", help="allow an output < 4x the limit")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows of other schedulers from an earlier run with the same --shape/--max-memory")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/chunked.md"))
     args = ap.parse_args(argv)
     Z, Y, X = args.shape
@@ -150,26 +152,39 @@ def main(argv=None):
                 print(log[-3000:])
                 raise SystemExit(f"{sched}: isonet restore failed (rc {rc})")
             diff = check_against_in_memory(src, out, model, args.factor)
+            chunks = list(io_zarr.open_zarr_volume(out).array.chunks)
             rows.append({"scheduler": sched, "wall_s": wall, "peak_rss": peak, "voxels_per_s": n_out * Y * X / wall,
-                         "under_limit": peak <= budget, "max_abs_diff_normalized": diff})
+                         "under_limit": peak <= budget, "max_abs_diff_normalized": diff, "shape": [Z, Y, X],
+                         "max_memory": budget, "output_bytes": out_bytes, "zarr_chunks": chunks})
             print(rows[-1], flush=True)
+    old_json = Path(args.out).with_suffix(".json")
+    if args.append and old_json.is_file():
+        old = json.loads(old_json.read_text())
+        for r in old["rows"]:  # rows carry their own shape and limit
+            r.setdefault("shape", old["shape"])
+            r.setdefault("max_memory", old["max_memory"])
+            r.setdefault("output_bytes", old["output_bytes"])
+        rows = [r for r in old["rows"] if r["scheduler"] not in args.schedulers] + rows
     cpu = platform.processor() or platform.machine()
     lines = [
         "# Chunked restoration under a memory limit (`benchmarks/bench_chunked.py`)", "",
         f"{time.strftime('%Y-%m-%d')}, {psutil.cpu_count()} CPUs ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
         f"Python {platform.python_version()}.", "",
-        f"Input {Z}x{Y}x{X} uint16 OME-Zarr, factor {args.factor:g}; output {n_out}x{Y}x{X} float32 = "
-        f"**{out_bytes / 2**20:.0f} MiB, {out_bytes / budget:.1f}x `--max-memory {args.max_memory}`**. "
+        f"Input: a uint16 OME-Zarr of blobs plus noise, factor {args.factor:g}, float32 output. "
         f"Model: IsoNet-1 trained 60 s on a nuclei phantom, exported to ONNX, onnxruntime in every worker "
         f"(`--backend onnx`, no TensorFlow import). Command: `isonet restore in.zarr --model model.onnx "
-        f"--backend onnx -o out.zarr --max-memory {args.max_memory} --scheduler S --workers {args.workers}`. "
+        f"--backend onnx -o out.zarr --max-memory M --scheduler S --workers {args.workers}`. "
         "Peak RSS: the summed RSS of the command and every process it starts (dask worker processes "
         "included), sampled every 0.1 s.", "",
-        "| scheduler | wall s | output voxels/s | peak summed RSS MiB | under the limit | max abs diff vs in-memory (normalized) |",
-        "|---|---|---|---|---|---|",
+        "| scheduler | input (z, y, x) | output MiB | `--max-memory` | output / limit | column (y, x) | wall s | "
+        "output voxels/s | peak summed RSS MiB | under the limit | max abs diff vs in-memory (normalized) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['scheduler']} | {r['wall_s']:.0f} | {r['voxels_per_s'] / 1e6:.2f} M | "
+        col = "x".join(str(c) for c in r.get("zarr_chunks", [])[1:]) or "128x128"
+        lines.append(f"| {r['scheduler']} | {'x'.join(map(str, r['shape']))} | {r['output_bytes'] / 2**20:.0f} | "
+                     f"{r['max_memory'] / 2**20:.0f} MiB | {r['output_bytes'] / r['max_memory']:.2f}x | {col} | "
+                     f"{r['wall_s']:.0f} | {r['voxels_per_s'] / 1e6:.2f} M | "
                      f"{r['peak_rss'] / 2**20:.0f} | {'yes' if r['under_limit'] else 'NO'} | {r['max_abs_diff_normalized']:.1e} |")
     lines += ["", "`threads`: one process, a thread pool of N workers sharing one onnxruntime session. "
               "`processes`: a dask.distributed LocalCluster of N single-threaded worker processes started by the "

@@ -54,6 +54,8 @@ from . import grid, pairs
 
 __all__ = ["restore_chunked", "OutputExistsError", "SchedulerError", "MemoryBudgetError", "block_bytes"]
 
+log = logging.getLogger(__name__)
+
 DONE = "isonet_done"
 ATTR = "isonet_chunked"
 
@@ -187,7 +189,10 @@ def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab
         samples.append(slab.reshape(-1)[first::stride].copy())
         del slab
     flat = np.concatenate(samples)
+    del samples
     lo, hi = pairs.percentiles(flat, low=low, high=high, max_samples=flat.size + 1)
+    del flat
+    _release_free_memory()  # the slabs' heap memory, before the run measures what it holds
     return (lo, hi), (vmin, vmax)
 
 
@@ -274,7 +279,7 @@ def _default_chunks(n_out, Z, Y, X, halo, budget, mult):
     """Largest square column (<= 512, multiple of ``mult``) whose block fits ``budget``."""
     c = mult * max(1, 512 // mult)
     while c > mult and block_bytes(n_out, Z, c, c, halo) > budget:
-        c = max(mult, (c // 2) // mult * mult)
+        c -= mult
     return (min(c, _ceil_to(Y, mult)), min(c, _ceil_to(X, mult)))
 
 
@@ -520,6 +525,8 @@ def restore_chunked(
         # ---- memory: what the processes hold with the model loaded, the rest per worker
         resident, holders = ex.resident(model_spec)
         share = (budget - resident) // ex.workers
+        log.info("memory: %s MiB held with the model loaded (%s); %s MiB per worker of %d",
+                 resident >> 20, ", ".join(f"{k} {v >> 20}" for k, v in holders.items()), share >> 20, ex.workers)
         mult = 4
         if chunks is None and resume and out.exists():
             # a resumed run keeps the columns of the first one (the measured RSS varies)

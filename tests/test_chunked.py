@@ -207,3 +207,16 @@ def test_onnx_workers_never_import_tensorflow(tmp_path, demo, volume):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
+
+
+def test_cli_restores_an_ome_zarr_input_to_a_tiff_when_it_fits(tmp_path, demo, volume, reference):
+    from isonet_ij.cli import main
+    from isonet_ij.io import read_volume
+
+    src = tmp_path / "in.zarr"
+    io_zarr.write_ome_zarr(src, volume, voxel_size=(1.0, 0.25, 0.25), chunks=(4, 16, 16))
+    assert main(["restore", str(src), "--model", demo[0], "--backend", "onnx", "-o", str(tmp_path / "o.tif"),
+                 "--no-consistency"]) == 0
+    out = read_volume(tmp_path / "o.tif")
+    np.testing.assert_allclose(out.voxel_size, (0.25, 0.25, 0.25), rtol=1e-6)
+    assert np.abs(out.data - reference).max() <= 1e-4

@@ -228,3 +228,18 @@ def test_train_with_psf_auto_records_the_estimate(tmp_path, capsys):
     est = cfg.psf_info["auto_estimate"]
     assert est["sigma_z"] == pytest.approx(8.0, rel=0.15)
     assert float(cfg.psf.split(",")[1]) == pytest.approx(est["sigma_z"], rel=1e-2)
+
+
+def test_bench_lists_every_benchmark_script_with_its_profile(capsys):
+    from pathlib import Path
+
+    from isonet_ij.cli import main
+    from isonet_ij.cli._bench import BENCHMARKS
+
+    assert main(["bench", "all", "--profile", "full", "--dry-run", "--", "--seed", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(BENCHMARKS)
+    for line, (script, profiles) in zip(lines, BENCHMARKS.values()):
+        path = Path(line.split()[1])
+        assert path.name == script and path.is_file()
+        assert line.endswith(" ".join([*profiles["full"], "--seed", "1"]))

@@ -125,3 +125,39 @@ def test_axial_blur_psf_spec_parses():
     assert h.ndim == 3 and abs(float(h.sum()) - 1) < 1e-4
     assert info["kind"] == "gaussian"
     json.dumps({k: v for k, v in rep.items() if not k.endswith("spectrum") and k != "frequencies"})
+
+
+def test_auto_confocal_fits_the_na_of_the_phantom_psf(tmp_path, capsys):
+    """`isonet psf estimate --model confocal:...` keeps the optical model's shape and fits its NA."""
+    from isonet_ij import phantoms
+    from isonet_ij.cli import main
+    from isonet_ij.io import read_volume, write_volume
+    from isonet_ij.psf_estimate import shell_extra_sigma
+
+    case = phantoms.synthesize("membranes", size=64, seed=1)  # confocal NA 1.1, factor 4, 0.1 um voxels
+    write_volume(tmp_path / "in.tif", case["input"], voxel_size=(0.4, 0.1, 0.1))
+    capsys.readouterr()
+    assert main(["psf", "estimate", str(tmp_path / "in.tif"), "--model", "confocal:n=1.33,ex=488,em=520",
+                 "-o", str(tmp_path / "psf.tif")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    fit, spec = summary["model_fit"], summary["psf_spec_model"]
+    assert spec.startswith("confocal:na=") and "em=520" in spec
+    assert fit["value"] == pytest.approx(1.1, rel=0.1) and not fit["at_bound"]
+    h, _ = P.parse_psf_spec(spec, voxel_size=(0.1, 0.1, 0.1))
+    assert shell_extra_sigma(h, summary["band"]) == pytest.approx(summary["sigma_extra"], rel=0.02)
+    written = read_volume(tmp_path / "psf.tif")
+    np.testing.assert_allclose(written.data, h, rtol=1e-5, atol=1e-8)
+    assert written.voxel_size == pytest.approx((0.1, 0.1, 0.1))
+
+
+def test_auto_model_bad_input():
+    from isonet_ij.psf_estimate import auto_psf_spec, fit_optical_psf
+
+    rep = {"sigma_extra": 2.0, "band": [0.01, 0.1]}
+    with pytest.raises(ValueError, match="confocal, widefield"):
+        fit_optical_psf(rep, "gaussian", xy_voxel_size=0.1)
+    with pytest.raises(ValueError, match="na is what auto fits"):
+        fit_optical_psf(rep, "confocal:na=1.1", xy_voxel_size=0.1)
+    vol = np.random.default_rng(0).random((8, 32, 32))
+    with pytest.raises(ValueError, match="xy voxel size"):
+        auto_psf_spec(vol, 4.0, model="confocal")

@@ -17,7 +17,7 @@ from .. import __version__
 __all__ = ["main", "build_parser"]
 
 #: Modules (relative to this package) that contribute sub-commands, in help order.
-_COMMAND_MODULES = ("_synth", "_engine", "_segment", "_imagej", "_export", "_psf")
+_COMMAND_MODULES = ("_synth", "_engine", "_segment", "_imagej", "_export", "_psf", "_bench")
 
 
 class CliError(Exception):
@@ -50,7 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `--` passes the rest through (isonet bench NAME -- ARGS); argparse's subparsers drop it
+    passthrough = None
+    if "--" in argv:
+        i = argv.index("--")
+        argv, passthrough = argv[:i], argv[i + 1 :]
     args = parser.parse_args(argv)
+    if passthrough is not None:
+        if not hasattr(args, "extra"):
+            parser.error(f"`isonet {args.command}` takes no arguments after --")
+        args.extra = [*args.extra, *passthrough]
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

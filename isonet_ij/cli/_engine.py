@@ -110,7 +110,10 @@ def register(subparsers) -> None:
     p.add_argument("--factor", type=float, default=None, metavar="F", help=_FACTOR_HELP)
     p.add_argument("--psf", default=None, metavar="SPEC",
                    help=_PSF_HELP + ", or auto (a Gaussian estimated from the volume itself, "
-                        "see `isonet psf estimate`; recorded in the model config) "
+                        "see `isonet psf estimate`; recorded in the model config), or auto:MODEL "
+                        "(an optical model with its NA fitted to the same estimate, e.g. "
+                        "auto:confocal:n=1.33,ex=488,em=520 or auto:lightsheet:na_detect=0.8; "
+                        "needs the xy calibration) "
                         "(required unless --mode none)")
     p.add_argument("--arch", choices=("isonet1", "isonet2"), default="isonet2", help="network (default isonet2)")
     p.add_argument("--mode", choices=("full", "split", "none"), default="split",
@@ -262,13 +265,19 @@ def _psf(spec, vol, *, required: bool):
                           calibration_hint="set it (Image > Properties in Fiji)")
 
 
-def _auto_psf(data, factor) -> tuple[str, dict]:
-    """``--psf auto``: a Gaussian PSF estimated from the volume's own spectra."""
+def _is_auto(spec) -> bool:
+    return isinstance(spec, str) and spec.strip().lower().partition(":")[0] == "auto"
+
+
+def _auto_psf(spec, data, factor, voxel_size) -> tuple[str, dict]:
+    """``--psf auto[:MODEL]``: a PSF estimated from the volume's own spectra."""
     from ..psf_estimate import auto_psf_spec
 
-    spec, estimate = auto_psf_spec(data, factor)
-    log.info("--psf auto: estimated %s (sigma_xy %.2f, sigma_z %.2f voxels)", spec,
-             estimate["sigma_xy"], estimate["sigma_z"])
+    model = spec.partition(":")[2] or None
+    spec, estimate = auto_psf_spec(data, factor, model=model,
+                                   xy_voxel_size=voxel_size[2] if voxel_size else None)
+    log.info("--psf %s: estimated %s (sigma_xy %.2f, sigma_z %.2f voxels)", "auto" + (f":{model}" if model else ""),
+             spec, estimate["sigma_xy"], estimate["sigma_z"])
     return spec, estimate
 
 
@@ -336,6 +345,40 @@ def _convert_dtype(out, dtype, in_dtype):
     return np.clip(np.rint(out), info.min, info.max).astype(in_dtype)
 
 
+def _zarr_in_memory(args):
+    """A zarr input restored to a TIFF: read whole when input and output fit in memory."""
+    import numpy as np
+
+    from .. import grid
+    from ..io import Volume
+    from ..io_zarr import open_zarr_volume
+
+    src = open_zarr_volume(args.input)
+    Z, Y, X = src.shape
+    factor = args.factor or src.anisotropy() or 1.0
+    need = Z * Y * X * 4 + 3 * grid.n_output_slices(Z, max(factor, 1.0)) * Y * X * 4
+    avail = _available_memory()
+    if avail is not None and need > avail // 2:
+        msg = (f"restoring {args.input!r} to a TIFF needs about {need / 2**30:.1f} GiB in memory, "
+               f"{avail / 2**30:.1f} GiB are available; write OME-Zarr instead (-o OUT.zarr): "
+               "it is restored chunk by chunk")
+        raise ValueError(msg)
+    return Volume(data=np.asarray(src[:, :, :]), voxel_size=src.voxel_size,
+                  unit="um" if src.voxel_size else "pixel", axes="ZYX", metadata={})
+
+
+def _available_memory() -> int | None:
+    """MemAvailable in bytes (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 def _restore_chunked_cli(args) -> int:
     """``isonet restore`` with a .zarr output: chunked on dask, resumable."""
     from .. import io as vio
@@ -343,9 +386,6 @@ def _restore_chunked_cli(args) -> int:
     from ..io_zarr import is_zarr
     from ..restore import parse_memory
 
-    if not is_zarr(args.output):
-        msg = "a .zarr input needs a .zarr output (-o OUT.zarr): it may not fit in memory"
-        raise ValueError(msg)
     factor, voxel_size = args.factor, None
     if is_zarr(args.input):
         source = args.input
@@ -389,8 +429,8 @@ def cmd_train(args) -> int:
     else:
         factor = _factor(args.factor, vol, args.input)
         estimate = None
-        if args.psf == "auto" and args.mode != "none":
-            args.psf, estimate = _auto_psf(data, factor)
+        if _is_auto(args.psf) and args.mode != "none":
+            args.psf, estimate = _auto_psf(args.psf, data, factor, vol.voxel_size)
         h, psf_info = _psf(args.psf, vol, required=args.mode != "none")
         if estimate is not None:
             psf_info = {**psf_info, "auto_estimate": estimate}
@@ -432,12 +472,12 @@ def cmd_restore(args) -> int:
     from ..restore import parse_memory, restore_stack
     from ..io_zarr import is_zarr
 
-    if is_zarr(args.input) or is_zarr(args.output):
+    if is_zarr(args.output):
         return _restore_chunked_cli(args)
 
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
-    parse_memory(args.max_memory)
-    vol = vio.read_volume(args.input)
+    parse_memory(args.max_memory or "1G")
+    vol = _zarr_in_memory(args) if is_zarr(args.input) else vio.read_volume(args.input)
     set_threads(args.threads)
     tm = trained_model(args.model, backend=args.backend, weights=args.weights,
                        threads=args.threads)
@@ -448,7 +488,7 @@ def cmd_restore(args) -> int:
     factor = check_factor(factor, name="--factor" if args.factor is not None else "factor")
     result, infos = restore_stack(
         vol.data, vol.axes, tm, factor=factor, fusion=args.fusion,
-        normalization=args.normalization, batch_size=args.batch, max_memory=args.max_memory,
+        normalization=args.normalization, batch_size=args.batch, max_memory=args.max_memory or "1G",
         consistency=not args.no_consistency, progress=True,
     )
     result = _convert_dtype(result, args.dtype, vol.data.dtype)

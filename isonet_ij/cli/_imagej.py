@@ -29,7 +29,7 @@ ImageJ 1.x's ij.jar ($ISONET_IJ_JAR, else Debian's libij-java). Nothing is downl
 """
 
 _FIJI_INSTALL_DESCRIPTION = """\
-Copy the Fiji script commands (IsoNet_Train.py, IsoNet_Restore.py, IsoNet_Segment.py; SciJava
+Copy the Fiji script commands (IsoNet_Train.py, IsoNet_Restore.py, IsoNet_Segment.py, IsoNet_Estimate_PSF.py; SciJava
 #@ parameters, for Fiji's Python mode) and the example batch macros into
 FIJI_DIR/scripts/Plugins/IsoNet/. After restarting Fiji they appear under Plugins > IsoNet.
 Fiji must run in Python mode with an environment where isonet-ij is installed (see

@@ -51,7 +51,12 @@ def register(subparsers) -> None:
     e.add_argument("--factor", type=float, default=None,
                    help="anisotropy factor dz/dx (default: from the calibration)")
     e.add_argument("--sigma-xy", type=float, default=None, help="lateral sigma in voxels if known")
-    e.add_argument("-o", "--output", default=None, metavar="PSF.tif", help="write the Gaussian PSF")
+    e.add_argument("--model", default=None, metavar="MODEL",
+                   help="also fit an optical model's free NA to the measured axial blur: confocal, "
+                        "widefield or lightsheet, with known parameters in --psf syntax, e.g. "
+                        "confocal:n=1.33,ex=488,em=520 or lightsheet:na_detect=0.8 (needs the xy voxel size)")
+    e.add_argument("-o", "--output", default=None, metavar="PSF.tif",
+                   help="write the PSF (the fitted model with --model, else the Gaussian)")
     e.add_argument("--report", default=None, metavar="JSON")
     e.add_argument("--plot", default=None, metavar="PNG", help="spectra plot")
     e.add_argument("--force", action="store_true", help="replace existing outputs")
@@ -81,8 +86,8 @@ def cmd_from_beads(args) -> int:
 
 def cmd_estimate(args) -> int:
     from ..io import check_output_path, read_volume, write_json, write_volume
-    from ..psf import gaussian_psf
-    from ..psf_estimate import estimate_axial_blur, estimate_summary
+    from ..psf import gaussian_psf, parse_psf_spec
+    from ..psf_estimate import estimate_axial_blur, estimate_summary, fit_optical_psf
 
     for path in (args.output, args.report, args.plot):
         if path is not None:
@@ -97,11 +102,18 @@ def cmd_estimate(args) -> int:
         factor = vol.voxel_size[0] / vol.voxel_size[2]
     rep = estimate_axial_blur(vol.data, factor=factor, sigma_xy=args.sigma_xy, plot=args.plot)
     summary = estimate_summary(rep)
+    dx = vol.voxel_size[2] if vol.voxel_size else None
+    spec, h = rep["psf_spec"], None
+    if args.model:
+        if dx is None:
+            raise ValueError("--model needs VOLUME.tif's xy voxel size in um; set the calibration (Image > Properties in Fiji)")
+        spec, summary["model_fit"] = fit_optical_psf(rep, args.model, xy_voxel_size=dx)
+        summary["psf_spec_model"] = spec
+        h = parse_psf_spec(spec, voxel_size=(dx, dx, dx))[0]
     if args.output:
-        dx = vol.voxel_size[2] if vol.voxel_size else 1.0
-        write_volume(args.output, gaussian_psf(rep["sigma_xy"], rep["sigma_z"]),
-                     voxel_size=(dx, dx, dx), force=args.force, inputs=[args.volume],
-                     metadata={"source": "isonet psf estimate", "psf_spec": rep["psf_spec"]})
+        h = gaussian_psf(rep["sigma_xy"], rep["sigma_z"]) if h is None else h
+        write_volume(args.output, h, voxel_size=(dx or 1.0,) * 3, force=args.force, inputs=[args.volume],
+                     metadata={"source": "isonet psf estimate", "psf_spec": spec})
     if args.report:
         write_json(args.report, rep, force=True)
     print(json.dumps(summary))

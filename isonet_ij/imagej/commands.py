@@ -418,12 +418,14 @@ def _psf_for(spec: str, imp, mode: str):
         raise ImageError(str(exc)) from exc
 
 
-def _auto_psf(data, factor) -> tuple[str, dict]:
-    """``psf=auto``: the Gaussian PSF spec estimated from the volume's own spectra."""
+def _auto_psf(spec, data, factor, voxel_size) -> tuple[str, dict]:
+    """``psf=auto[:MODEL]``: the PSF spec estimated from the volume's own spectra."""
     from ..psf_estimate import auto_psf_spec
 
+    model = str(spec).strip().partition(":")[2] or None
     try:
-        spec, estimate = auto_psf_spec(data, factor)
+        spec, estimate = auto_psf_spec(data, factor, model=model,
+                                       xy_voxel_size=voxel_size[2] if voxel_size else None)
     except ValueError as exc:
         msg = f"psf=auto: {exc}"
         raise ImageError(msg) from exc
@@ -500,8 +502,8 @@ def train_imageplus(
     else:
         f, _ = factor_of(imp, factor)
         estimate = None
-        if mode != "none" and str(psf or "").strip().lower() == "auto":
-            psf, estimate = _auto_psf(vol.data, f)
+        if mode != "none" and str(psf or "").strip().lower().partition(":")[0] == "auto":
+            psf, estimate = _auto_psf(psf, vol.data, f, vol.voxel_size)
         h, psf_info = _psf_for(psf, imp, mode)
         if estimate is not None:
             psf_info = {**psf_info, "auto_estimate": estimate}

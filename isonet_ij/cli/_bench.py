@@ -1,0 +1,80 @@
+"""``isonet bench``: run the project's benchmark scripts with one of two profiles.
+
+The scripts live in ``benchmarks/`` of a source checkout (they are not part of the
+wheel); each caches its finished cells and writes a Markdown table (and JSON) to
+``benchmarks/results/``. This command only picks the script and the profile's arguments.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+#: benchmark -> (script, {profile: arguments}); extra arguments after ``--`` are appended.
+BENCHMARKS = {
+    "table1": ("bench_engine_quality.py", {"quick": ["--size", "128", "--minutes", "3"],
+                                           "full": ["--size", "128", "--minutes", "15", "--ablations"]}),
+    "peer": ("bench_peer.py", {"quick": ["--size", "128", "--minutes", "3"],
+                               "full": ["--size", "128", "--minutes", "15"]}),
+    "segmentation": ("bench_segmentation.py", {"quick": ["--size", "256", "--seeds", "0"],
+                                               "full": ["--size", "256", "--seeds", "0", "1", "2"]}),
+    "speed": ("bench_engine_speed.py", {"quick": ["--repeat", "1"], "full": ["--repeat", "3"]}),
+    "psf-auto": ("bench_psf_auto.py", {"quick": ["--steps", "100", "--real-steps", "60"],
+                                       "full": ["--steps", "300", "--real-steps", "120"]}),
+    "chunked": ("bench_chunked.py", {"quick": ["--shape", "16", "512", "512", "--max-memory", "400M",
+                                               "--no-check-ratio"],
+                                     "full": ["--shape", "16", "2800", "2816", "--max-memory", "450M"]}),
+}
+
+_DESCRIPTION = """\
+Run a benchmark of benchmarks/ (source checkout) and write its table to
+benchmarks/results/. Profiles: quick (one seed, a few minutes per model) and full (the
+committed results: 15 minutes per model, all seeds). Every script caches finished cells,
+so an interrupted run resumes where it stopped. Arguments after `--` go to the script
+(e.g. `isonet bench table1 -- --pairings nuclei`; see `python benchmarks/SCRIPT --help`).
+
+""" + "\n".join(f"  {name:13s} benchmarks/{script}" for name, (script, _) in BENCHMARKS.items())
+
+
+def benchmarks_dir() -> Path:
+    """The ``benchmarks/`` folder of the source checkout this package runs from."""
+    here = Path(__file__).resolve().parents[2] / "benchmarks"
+    if not (here / "bench_engine_quality.py").is_file():
+        msg = ("`isonet bench` runs the scripts of a source checkout (benchmarks/ beside isonet_ij/), "
+               f"not found at {here}; clone the repository and install it with `pip install -e .`")
+        raise FileNotFoundError(msg)
+    return here
+
+
+def command_lines(name: str, profile: str, extra=()) -> list[list[str]]:
+    """The command line(s) ``isonet bench NAME`` runs (``all``: every benchmark)."""
+    names = list(BENCHMARKS) if name == "all" else [name]
+    folder = benchmarks_dir()
+    return [[sys.executable, str(folder / BENCHMARKS[n][0]), *BENCHMARKS[n][1][profile], *extra] for n in names]
+
+
+def register(subparsers) -> None:
+    import argparse
+
+    p = subparsers.add_parser("bench", help="run a benchmark (source checkout) into benchmarks/results/",
+                              description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=[*BENCHMARKS, "all"])
+    p.add_argument("--profile", choices=("quick", "full"), default="quick", help="default quick")
+    p.add_argument("--dry-run", action="store_true", help="print the command lines only")
+    p.add_argument("extra", nargs="*", metavar="-- ARGS", help="arguments for the script, after --")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    extra = list(args.extra)
+    for cmd in command_lines(args.name, args.profile, extra):
+        print(" ".join(cmd), flush=True)
+        if args.dry_run:
+            continue
+        rc = subprocess.call(cmd, cwd=benchmarks_dir().parent)
+        if rc != 0:
+            print(f"isonet bench: {Path(cmd[1]).name} failed (exit {rc}); rerun to resume from its cache",
+                  file=sys.stderr)
+            return rc
+    return 0
