@@ -179,8 +179,11 @@ def test_max_memory_bounds_all_processes_and_sets_the_column_size(tmp_path, demo
         chunked.restore_chunked(vol, demo[1], factor=4, out=tmp_path / "o.zarr", max_memory=held // 2)
     assert "--max-memory" in str(err.value)
     assert not (tmp_path / "o.zarr").exists()
+    # ~26 MiB per worker: ~10 MiB for a block (the whole 120x112 plane needs ~12.6 MiB: it is
+    # cut into columns) and ~10 MiB for inference (one minimal IsoNet-2 tile needs ~7.7 MiB).
+    # The small run goes first: onnxruntime keeps its arena at the largest batch it has run.
     small = chunked.restore_chunked(vol, demo[1], factor=4, out=tmp_path / "s.zarr", workers=2,
-                                    max_memory=held + (60 << 20))
+                                    max_memory=chunked.process_rss() + 2 * (26 << 20) + (4 << 20))
     large = chunked.restore_chunked(vol, demo[1], factor=4, out=tmp_path / "l.zarr", workers=2,
                                     max_memory=held + (600 << 20))
     m = small["memory"]

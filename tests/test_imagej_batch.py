@@ -105,7 +105,7 @@ def test_fiji_install_copies_the_script_commands(tmp_path):
     assert main(["fiji-install", str(fiji)]) == 0
     dest = fiji / "scripts" / "Plugins" / "IsoNet"
     assert sorted(p.name for p in dest.glob("*.py")) == [
-        "IsoNet_Restore.py", "IsoNet_Segment.py", "IsoNet_Train.py"]
+        "IsoNet_Estimate_PSF.py", "IsoNet_Restore.py", "IsoNet_Segment.py", "IsoNet_Train.py"]
     assert (dest / "Examples" / "batch_restore_and_segment.ijm").is_file()
     assert main(["fiji-install", str(fiji)]) == 2  # exists: needs --force
     assert main(["fiji-install", str(fiji), "--force"]) == 0
