@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import load_cell, save_cell, synth_case  # noqa: E402
+from common import write_report as save_report  # noqa: E402
 
 PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's paper defaults)
     "nuclei": "nuclei",
@@ -186,7 +187,6 @@ def main(argv=None):
 def write_report(args, results, methods, extra_rl):
     from isonet_ij import __version__
     from isonet_ij.config import versions
-    from isonet_ij.io import atomic_path, write_json
 
     cols = methods + extra_rl
     head = "| Volume (PSF / factor) | reference | " + " | ".join(LABELS.get(m, m.replace("rl-", "RL ") + " it.") for m in cols) + " |"
@@ -239,12 +239,7 @@ def write_report(args, results, methods, extra_rl):
                     f"{fu[k]['gt_iso']:.2f}" for k in ("xz", "yz", "mean", "geometric")) + " |")
     lines += ["", f"isonet-ij {__version__}; versions: {json.dumps(versions())}; "
               f"command: `{' '.join(sys.argv)}`", ""]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, force=True) as tmp:
-        tmp.write_text("\n".join(lines))
-    write_json(out.with_suffix(".json"), results, force=True)
-    print("\n".join(lines))
+    save_report(args.out, lines, results)
 
 
 if __name__ == "__main__":

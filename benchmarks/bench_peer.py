@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import load_cell, save_cell, synth_case  # noqa: E402
+from common import write_report as save_report  # noqa: E402
 
 PAIRINGS = {"nuclei": "nuclei", "membranes": "membranes", "nuclei-membranes": "nuclei-membranes"}
 METHODS = ["bicubic", "isonet2-split", "care-full", "care-split"]
@@ -452,7 +453,6 @@ def _machine_line():
 def write_report(args, results, methods):
     from isonet_ij import __version__
     from isonet_ij.config import versions
-    from isonet_ij.io import atomic_path, write_json
 
     try:
         import csbdeep
@@ -529,12 +529,7 @@ def write_report(args, results, methods):
     lines += ["", "## Choices", "", *CHOICES.format(minutes=args.minutes).splitlines(), "",
               f"isonet-ij {__version__}; csbdeep {csb_v}; versions: {json.dumps(versions())}; "
               f"command: `{' '.join(sys.argv)}`", ""]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, force=True) as tmp:
-        tmp.write_text("\n".join(lines))
-    write_json(out.with_suffix(".json"), results, force=True)
-    print("\n".join(lines))
+    save_report(args.out, lines, results)
 
 
 CHOICES = """\

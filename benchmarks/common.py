@@ -37,3 +37,15 @@ def synth_case(kind: str, size: int, seed: int):
     n_z, f = case["input"].shape[0], float(case["meta"]["factor"])
     refs = {"gt_iso": grid.crop_to_grid(case["gt_iso"], n_z, f), "gt": grid.crop_to_grid(case["gt"], n_z, f)}
     return case, refs
+
+
+def write_report(out, lines, results) -> None:
+    """Write the Markdown ``lines`` to ``out`` and ``results`` beside it as JSON (atomically); print."""
+    from isonet_ij.io import atomic_path, write_json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, force=True) as tmp:
+        tmp.write_text("\n".join(lines))
+    write_json(out.with_suffix(".json"), results, force=True)
+    print("\n".join(lines))

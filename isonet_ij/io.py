@@ -32,6 +32,7 @@ __all__ = [
     "atomic_path",
     "check_output_path",
     "normalize_voxel_size",
+    "available_memory",
 ]
 
 #: Axes letters the engine understands, outermost first.
@@ -512,3 +513,18 @@ class LazyTiffVolume(RegionVolume):
 def open_lazy_tiff(path) -> LazyTiffVolume:
     """Open a TIFF stack for region reads (see :class:`LazyTiffVolume`)."""
     return LazyTiffVolume(path)
+
+
+def available_memory() -> int | None:
+    """Physical memory available to this process in bytes (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -357,7 +357,9 @@ def _zarr_in_memory(args):
     Z, Y, X = src.shape
     factor = args.factor or src.anisotropy() or 1.0
     need = Z * Y * X * 4 + 3 * grid.n_output_slices(Z, max(factor, 1.0)) * Y * X * 4
-    avail = _available_memory()
+    from ..io import available_memory
+
+    avail = available_memory()
     if avail is not None and need > avail // 2:
         msg = (f"restoring {args.input!r} to a TIFF needs about {need / 2**30:.1f} GiB in memory, "
                f"{avail / 2**30:.1f} GiB are available; write OME-Zarr instead (-o OUT.zarr): "
@@ -365,18 +367,6 @@ def _zarr_in_memory(args):
         raise ValueError(msg)
     return Volume(data=np.asarray(src[:, :, :]), voxel_size=src.voxel_size,
                   unit="um" if src.voxel_size else "pixel", axes="ZYX", metadata={})
-
-
-def _available_memory() -> int | None:
-    """MemAvailable in bytes (Linux), else None."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def _restore_chunked_cli(args) -> int:

@@ -135,17 +135,9 @@ def _java_free_bytes() -> int:
 
 def _python_available_bytes() -> int | None:
     """Physical memory available to this process (Linux ``MemAvailable``), or None."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
+    from ..io import available_memory
+
+    return available_memory()
 
 
 def restore_memory_need(imp, factor: float, max_memory) -> dict:
