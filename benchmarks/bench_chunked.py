@@ -32,20 +32,11 @@ import numpy as np
 import psutil
 
 from isonet_ij import grid, io_zarr
+from isonet_ij.chunked import tree_rss
 from isonet_ij.restore import parse_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 ISONET = [sys.executable, "-m", "isonet_ij"]
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def run_measured(cmd, log_path):
@@ -54,12 +45,11 @@ def run_measured(cmd, log_path):
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        ps = psutil.Process(proc.pid)
         stop = threading.Event()
 
         def poll():
             while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(ps))
+                peak[0] = max(peak[0], tree_rss(proc.pid))
                 time.sleep(0.1)
 
         th = threading.Thread(target=poll, daemon=True)

@@ -89,15 +89,19 @@ def process_rss(pid: int | None = None) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
-def tree_rss() -> int:
-    """Summed resident bytes of this process and all its descendants."""
+def tree_rss(pid: int | None = None) -> int:
+    """Summed resident bytes of a process (this one by default) and all its descendants."""
     try:
         import psutil
     except ImportError:
-        return process_rss()
-    me = psutil.Process()
+        return process_rss(pid)
+    try:
+        me = psutil.Process(pid)
+        procs = [me, *me.children(recursive=True)]
+    except psutil.Error:  # the process has exited
+        return 0
     total = 0
-    for p in [me, *me.children(recursive=True)]:
+    for p in procs:
         try:
             total += p.memory_info().rss
         except psutil.Error:  # a child that just exited
@@ -326,8 +330,8 @@ class _ThreadExec:
 
     def resident(self, model_spec):
         """RSS of the run's processes with the model loaded (here: this process)."""
-        _warm_worker(model_spec)
-        return process_rss(), {"this process": process_rss()}
+        rss = _warm_worker(model_spec)
+        return rss, {"this process": rss}
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -374,10 +378,11 @@ class _DaskExec:
     def resident(self, model_spec):
         """RSS of the run's processes with the model loaded in every worker."""
         per_worker = self.client.run(_warm_worker, model_spec)
+        holders = {"this process": process_rss(), **per_worker}
         if self.own_cluster is not None:
             # the workers are children of this process (nannies and scheduler run here)
-            return tree_rss(), {"this process": process_rss(), **per_worker}
-        return process_rss() + sum(per_worker.values()), {"this process": process_rss(), **per_worker}
+            return tree_rss(), holders
+        return sum(holders.values()), holders
 
     def close(self):
         if self.own_client is not None:
@@ -460,9 +465,9 @@ def restore_chunked(
     """
     import zarr
 
-    from .io_zarr import ZarrVolume, create_ome_zarr, open_zarr_volume
+    from .io_zarr import ZarrVolume, create_ome_zarr, is_zarr, open_zarr_volume
     from .io import LazyTiffVolume, open_lazy_tiff
-    from .restore import BYTES_PER_PIXEL, _check_volume, _halo, _normalization, parse_memory, plan_tiles
+    from .restore import _check_volume, _halo, _normalization, min_inference_bytes, parse_memory, plan_tiles
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -477,8 +482,7 @@ def restore_chunked(
     # ---- source
     voxel = None
     if isinstance(source, (str, Path)):
-        is_tiff = Path(source).suffix.lower() in (".tif", ".tiff") and not Path(source).is_dir()
-        source = open_lazy_tiff(source) if is_tiff else open_zarr_volume(source)
+        source = open_zarr_volume(source) if is_zarr(source) else open_lazy_tiff(source)
     if isinstance(source, (ZarrVolume, LazyTiffVolume)):
         vol, src_spec, voxel = source, source.spec(), source.voxel_size
         if factor is None:
@@ -547,9 +551,8 @@ def restore_chunked(
             plan_tiles(n_out, max(cy, cx) + 2 * halo, cfg.arch, batch_size=batch_size, max_memory=infer_budget)
         except ValueError:
             held = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in holders.items())
-            h2 = 16 + 2 * halo
-            tile_min = h2 * h2 * BYTES_PER_PIXEL[cfg.arch]
-            least = resident + ex.workers * max(need / BLOCK_SHARE, tile_min / INFERENCE_SHARE, 32 << 20)
+            least = resident + ex.workers * max(need / BLOCK_SHARE, min_inference_bytes(cfg.arch) / INFERENCE_SHARE,
+                                                32 << 20)
             onnx_hint = "" if getattr(tm.net, "name", None) == "onnx" else ", or --backend onnx (no TensorFlow per worker)"
             msg = (f"`max_memory` = {budget / 2**20:.0f} MiB cannot hold this run: its processes already hold "
                    f"{resident / 2**20:.0f} MiB with the model loaded ({held}), leaving "

@@ -424,11 +424,18 @@ def warn_if_not_anisotropic(voxel_size, *, stacklevel: int = 3) -> None:
 class RegionVolume:
     """Base of the (Z, Y, X) volumes read region by region (lazy TIFF, zarr).
 
-    Subclasses set ``shape``, ``dtype``, ``voxel_size`` and implement ``__getitem__``.
+    Subclasses set ``shape``, ``dtype``, ``voxel_size`` and ``index`` (one entry per axis of
+    the stored array: ``slice(None)`` for z, y, x, an int for a singleton t / c axis) and
+    implement ``_read(selection)`` on the stored array.
     """
 
     ndim = 3
     voxel_size = None
+
+    def __getitem__(self, sel):
+        sel = list(sel) if isinstance(sel, tuple) else [sel]
+        spatial = iter(sel + [slice(None)] * (3 - len(sel)))
+        return self._read(tuple(next(spatial) if isinstance(i, slice) else i for i in self.index))
 
     def __array__(self, dtype=None, copy=None):
         a = self[:, :, :]
@@ -475,8 +482,8 @@ class LazyTiffVolume(RegionVolume):
                    "(split channels / time points first, or read it whole)")
             raise VolumeError(msg)
         self.shape = tuple(int(n) for _, n in squeezed)
-        # where the spatial selection goes among the file's axes (singleton T / C get 0)
-        self._where = tuple(a in "ZYX" for a in axes)
+        # the memmap is reshaped to (Z, Y, X); tifffile's zarr store keeps singleton T / C axes
+        self.index = (slice(None),) * 3 if contiguous else tuple(slice(None) if a in "ZYX" else 0 for a in axes)
         self._contiguous = contiguous
         self._array = None
 
@@ -491,14 +498,8 @@ class LazyTiffVolume(RegionVolume):
                 self._array = zarr.open(store, mode="r")
         return self._array
 
-    def __getitem__(self, sel):
-        arr = self._open()
-        sel = sel if isinstance(sel, tuple) else (sel,)
-        sel = list(sel) + [slice(None)] * (3 - len(sel))
-        if not self._contiguous and arr.ndim != 3:
-            it = iter(sel)
-            sel = [next(it) if spatial else 0 for spatial in self._where]
-        return np.array(arr[tuple(sel)])
+    def _read(self, selection):
+        return np.array(self._open()[selection])  # a copy, not a view of the mapped file
 
     def spec(self):
         """Picklable description to reopen the file in a worker."""

@@ -54,18 +54,8 @@ class ZarrVolume(RegionVolume):
         self.shape = tuple(int(s) for s in sp)
         self.dtype = array.dtype
 
-    def __getitem__(self, sel):
-        if not isinstance(sel, tuple):
-            sel = (sel,)
-        sel = list(sel) + [slice(None)] * (3 - len(sel))
-        full, k = [], 0
-        for i in self.index:
-            if isinstance(i, slice):
-                full.append(sel[k])
-                k += 1
-            else:
-                full.append(i)
-        return np.asarray(self.array[tuple(full)])
+    def _read(self, selection):
+        return np.asarray(self.array[selection])
 
     def spec(self):
         """Picklable (path, dataset) to reopen in a worker."""

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 #: and 918-929 B/px with onnxruntime (IsoNet-2, batches of 128^2 to 512^2 tiles), rounded up.
 BYTES_PER_PIXEL = {"isonet1": 1000, "isonet2": 1000}
 DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB
+#: Smallest tile core (rows, cols) :func:`plan_tiles` shrinks to before reducing the batch.
+MIN_CORE = 16
 DEFAULT_BATCH = 8
 
 
@@ -94,6 +96,12 @@ def _halo(arch: str) -> int:
     from .nets import receptive_field
 
     return _round_up(receptive_field(arch), 4)
+
+
+def min_inference_bytes(arch: str) -> int:
+    """Working bytes of the smallest plan :func:`plan_tiles` makes: one MIN_CORE^2 tile."""
+    side = MIN_CORE + 2 * _halo(arch)
+    return side * side * BYTES_PER_PIXEL[arch]
 
 
 def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT_BATCH,
@@ -134,11 +142,11 @@ def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT
 
     while cost(core_r, core_c, batch) > budget:
         # shrink the larger core side first (keeps tiles square-ish), then the batch
-        if max(core_r, core_c) > 16:
+        if max(core_r, core_c) > MIN_CORE:
             if core_r >= core_c:
-                core_r = max(16, _round_up(core_r // 2, 4))
+                core_r = max(MIN_CORE, _round_up(core_r // 2, 4))
             else:
-                core_c = max(16, _round_up(core_c // 2, 4))
+                core_c = max(MIN_CORE, _round_up(core_c // 2, 4))
         elif batch > 1:
             batch = max(1, batch // 2)
         else:

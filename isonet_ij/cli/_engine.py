@@ -350,15 +350,13 @@ def _zarr_in_memory(args):
     import numpy as np
 
     from .. import grid
-    from ..io import Volume
+    from ..io import Volume, available_memory
     from ..io_zarr import open_zarr_volume
 
     src = open_zarr_volume(args.input)
     Z, Y, X = src.shape
     factor = args.factor or src.anisotropy() or 1.0
     need = Z * Y * X * 4 + 3 * grid.n_output_slices(Z, max(factor, 1.0)) * Y * X * 4
-    from ..io import available_memory
-
     avail = available_memory()
     if avail is not None and need > avail // 2:
         msg = (f"restoring {args.input!r} to a TIFF needs about {need / 2**30:.1f} GiB in memory, "
@@ -371,23 +369,14 @@ def _zarr_in_memory(args):
 
 def _restore_chunked_cli(args) -> int:
     """``isonet restore`` with a .zarr output: chunked on dask, resumable."""
-    from .. import io as vio
     from ..chunked import restore_chunked
-    from ..io_zarr import is_zarr
-    from ..restore import parse_memory
 
-    factor, voxel_size = args.factor, None
-    if is_zarr(args.input):
-        source = args.input
-    else:
-        # read region by region (memory-mapped when uncompressed): it may not fit in memory
-        source = vio.open_lazy_tiff(args.input)
-    info = restore_chunked(source, args.model, factor=factor, out=args.output,
+    # a TIFF is read region by region (memory-mapped when uncompressed): it may not fit in memory
+    info = restore_chunked(args.input, args.model, factor=args.factor, out=args.output,
                            scheduler=args.scheduler, workers=args.workers, resume=args.resume,
-                           force=args.force, max_memory=None if args.max_memory is None else parse_memory(args.max_memory),
+                           force=args.force, max_memory=args.max_memory,
                            progress=True, normalization=args.normalization, fusion=args.fusion,
-                           batch_size=args.batch, backend=args.backend, weights=args.weights,
-                           voxel_size=voxel_size)
+                           batch_size=args.batch, backend=args.backend, weights=args.weights)
     print(f"wrote {info['out']} {info['shape_out']} ({len(info['computed'])} chunks computed, "
           f"{info['skipped']} resumed)")
     return 0
@@ -466,7 +455,7 @@ def cmd_restore(args) -> int:
         return _restore_chunked_cli(args)
 
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
-    parse_memory(args.max_memory or "1G")
+    max_memory = parse_memory(args.max_memory or "1G")
     vol = _zarr_in_memory(args) if is_zarr(args.input) else vio.read_volume(args.input)
     set_threads(args.threads)
     tm = trained_model(args.model, backend=args.backend, weights=args.weights,
@@ -478,7 +467,7 @@ def cmd_restore(args) -> int:
     factor = check_factor(factor, name="--factor" if args.factor is not None else "factor")
     result, infos = restore_stack(
         vol.data, vol.axes, tm, factor=factor, fusion=args.fusion,
-        normalization=args.normalization, batch_size=args.batch, max_memory=args.max_memory or "1G",
+        normalization=args.normalization, batch_size=args.batch, max_memory=max_memory,
         consistency=not args.no_consistency, progress=True,
     )
     result = _convert_dtype(result, args.dtype, vol.data.dtype)

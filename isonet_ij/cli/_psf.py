@@ -63,16 +63,24 @@ def register(subparsers) -> None:
     e.set_defaults(func=cmd_estimate)
 
 
+def _read_stack(path, label: str, args):
+    """The ZYX stack at ``path`` after checking every output of ``args`` (nothing written yet)."""
+    from ..io import check_output_path, read_volume
+
+    for out in (args.output, args.report, args.plot):
+        if out is not None:
+            check_output_path(out, force=args.force, inputs=[path])
+    vol = read_volume(path)
+    if vol.axes != "ZYX":
+        raise ValueError(f"{label} must be a single-channel z-stack (ZYX), got axes {vol.axes}")
+    return vol
+
+
 def cmd_from_beads(args) -> int:
-    from ..io import check_output_path, read_volume, write_json, write_volume
+    from ..io import write_json, write_volume
     from ..psf_estimate import psf_from_beads
 
-    for path in (args.output, args.report, args.plot):
-        if path is not None:
-            check_output_path(path, force=args.force, inputs=[args.beads])
-    vol = read_volume(args.beads)
-    if vol.axes != "ZYX":
-        raise ValueError(f"BEADS.tif must be a single-channel z-stack (ZYX), got axes {vol.axes}")
+    vol = _read_stack(args.beads, "BEADS.tif", args)
     vs = args.voxel_size or vol.voxel_size or (1.0, 1.0, 1.0)
     psf, report = psf_from_beads(vol.data, voxel_size=vs, threshold=args.threshold, plot=args.plot)
     write_volume(args.output, psf, voxel_size=vs, force=args.force, inputs=[args.beads],
@@ -85,16 +93,11 @@ def cmd_from_beads(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..io import check_output_path, read_volume, write_json, write_volume
+    from ..io import write_json, write_volume
     from ..psf import gaussian_psf, parse_psf_spec
     from ..psf_estimate import estimate_axial_blur, estimate_summary, fit_optical_psf
 
-    for path in (args.output, args.report, args.plot):
-        if path is not None:
-            check_output_path(path, force=args.force, inputs=[args.volume])
-    vol = read_volume(args.volume)
-    if vol.axes != "ZYX":
-        raise ValueError(f"VOLUME.tif must be a single-channel z-stack (ZYX), got axes {vol.axes}")
+    vol = _read_stack(args.volume, "VOLUME.tif", args)
     factor = args.factor
     if factor is None:
         if vol.voxel_size is None:
