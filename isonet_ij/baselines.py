@@ -23,14 +23,9 @@ METHODS = ("bicubic", "rl", "srcnn")
 
 
 def _check(volume):
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        msg = f"`volume` must be 3D (z, y, x), got shape {vol.shape}"
-        raise ValueError(msg)
-    if vol.dtype.kind not in "fiub":
-        msg = f"`volume` must hold real numbers, got dtype {vol.dtype}"
-        raise ValueError(msg)
-    return vol
+    from .io import as_volume3d
+
+    return as_volume3d(volume)
 
 
 def bicubic(volume, factor) -> np.ndarray:

@@ -33,6 +33,7 @@ __all__ = [
     "check_output_path",
     "normalize_voxel_size",
     "available_memory",
+    "as_volume3d",
 ]
 
 #: Axes letters the engine understands, outermost first.
@@ -529,3 +530,19 @@ def available_memory() -> int | None:
         return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def as_volume3d(volume, name: str = "volume", *, hint_2d: str = "") -> np.ndarray:
+    """``volume`` as a (z, y, x) ndarray of real numbers (no copy), else a ValueError.
+
+    ``hint_2d`` is appended to the message when a 2D image was given.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        hint = f"; {hint_2d}" if hint_2d and vol.ndim == 2 else ""
+        msg = f"`{name}` must be 3D (z, y, x), got shape {vol.shape}{hint}"
+        raise ValueError(msg)
+    if vol.dtype.kind not in "fiub":
+        msg = f"`{name}` must hold real numbers, got dtype {vol.dtype}"
+        raise ValueError(msg)
+    return vol

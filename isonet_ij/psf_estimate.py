@@ -26,13 +26,9 @@ _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def _as_volume(arr, name: str) -> np.ndarray:
-    a = np.asarray(arr)
-    if a.ndim != 3:
-        msg = f"`{name}` must be a 3D (z, y, x) array, got shape {a.shape}"
-        raise ValueError(msg)
-    if a.dtype.kind not in "fiub":
-        msg = f"`{name}` must hold real numbers, got dtype {a.dtype}"
-        raise ValueError(msg)
+    from .io import as_volume3d
+
+    a = as_volume3d(arr, name)
     if not np.all(np.isfinite(a)):
         msg = f"`{name}` contains NaN/inf values; replace them (e.g. by the background)"
         raise ValueError(msg)

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from . import grid, pairs
+from .io import as_volume3d
 from .config import FUSIONS, TrainedModel, load_model
 
 __all__ = [
@@ -273,16 +274,7 @@ def _resolve_model(model, weights="best") -> TrainedModel:
 
 
 def _check_volume(volume, name="volume") -> np.ndarray:
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        msg = (
-            f"`{name}` must be 3D (z, y, x), got shape {vol.shape}"
-            + ("; a 2D image has no axial planes to restore" if vol.ndim == 2 else "")
-        )
-        raise ValueError(msg)
-    if vol.dtype.kind not in "fiub":
-        msg = f"`{name}` must hold real numbers, got dtype {vol.dtype}"
-        raise ValueError(msg)
+    vol = as_volume3d(volume, name, hint_2d="a 2D image has no axial planes to restore")
     if vol.shape[0] < 2:
         msg = f"`{name}` has {vol.shape[0]} z slice; restoration needs at least 2"
         raise ValueError(msg)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import pairs
+from .io import as_volume3d
 from .config import (
     OPTIMIZER_LAST,
     TRAIN_STATE,
@@ -340,13 +341,7 @@ def train(
     """
     t_start = time.monotonic()
     budget = parse_duration(time_budget) if time_budget is not None else None
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        msg = f"`volume` must be 3D (z, y, x), got shape {vol.shape}; a 2D image has no axial planes"
-        raise ValueError(msg)
-    if vol.dtype.kind not in "fiub":
-        msg = f"`volume` must hold real numbers, got dtype {vol.dtype}"
-        raise ValueError(msg)
+    vol = as_volume3d(volume, hint_2d="a 2D image has no axial planes")
     model_dir = Path(model_dir) if model_dir is not None else None
     resuming = False
     if model_dir is not None:
