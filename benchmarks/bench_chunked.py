@@ -32,24 +32,63 @@ import numpy as np
 import psutil
 
 from isonet_ij import grid, io_zarr
-from isonet_ij.chunked import tree_rss
 from isonet_ij.restore import parse_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 ISONET = [sys.executable, "-m", "isonet_ij"]
 
 
+def _role(proc, root_pid):
+    """A short name for a process of the run: the command, a dask worker, or its cmdline head."""
+    if proc.pid == root_pid:
+        return "command"
+    try:
+        cmd = " ".join(proc.cmdline())
+    except psutil.Error:
+        return "gone"
+    if "multiprocessing.spawn" in cmd or "spawn_main" in cmd:
+        return "worker"
+    if "resource_tracker" in cmd:
+        return "resource tracker"
+    return cmd[:40]
+
+
 def run_measured(cmd, log_path):
-    """Run ``cmd``; return (wall s, peak summed RSS of it and its descendants, rc)."""
-    peak = [0]
+    """Run ``cmd``; return (wall s, peak summed RSS of it and its descendants, rc, per-process peaks,
+    timeline).
+
+    Per-process peaks are keyed ``role:pid`` (the command, each dask worker process, ...), so
+    that a run over its limit says which process grew; the timeline holds, once a second,
+    ``[t s, {role:pid: MiB}]``.
+    """
+    peak, per_proc, timeline = [0], {}, []
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         stop = threading.Event()
 
         def poll():
+            roles = {}
             while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(proc.pid))
+                try:
+                    root = psutil.Process(proc.pid)
+                    procs = [root, *root.children(recursive=True)]
+                except psutil.Error:
+                    break
+                total, sample = 0, {}
+                for p in procs:
+                    try:
+                        rss = p.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    total += rss
+                    key = roles.get(p.pid) or roles.setdefault(p.pid, f"{_role(p, proc.pid)}:{p.pid}")
+                    per_proc[key] = max(per_proc.get(key, 0), rss)
+                    sample[key] = rss >> 20
+                peak[0] = max(peak[0], total)
+                now = time.perf_counter() - t0
+                if not timeline or now - timeline[-1][0] >= 1.0:
+                    timeline.append([round(now, 1), sample])
                 time.sleep(0.1)
 
         th = threading.Thread(target=poll, daemon=True)
@@ -57,7 +96,13 @@ def run_measured(cmd, log_path):
         rc = proc.wait()
         stop.set()
         th.join()
-    return time.perf_counter() - t0, peak[0], rc
+    return time.perf_counter() - t0, peak[0], rc, per_proc, timeline
+
+
+def _memory_plan(log_text):
+    """The run's logged memory plan line (what it held at the start, the share per worker)."""
+    lines = [ln for ln in log_text.splitlines() if "memory:" in ln and "per worker" in ln]
+    return lines[-1].split("memory:", 1)[1].strip() if lines else ""
 
 
 def make_input(path, shape, factor, seed=0):
@@ -119,7 +164,21 @@ def main(argv=None):
     ap.add_argument("--append", action="store_true",
                     help="keep the rows of other schedulers from an earlier run with the same --shape/--max-memory")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/chunked.md"))
+    ap.add_argument("--render", nargs="+", metavar="JSON", default=None,
+                    help="run nothing: write --out from the rows of these results files (a later file's "
+                         "row replaces an earlier one of the same scheduler)")
+    ap.add_argument("--findings", default="", help="text for the report's findings section")
     args = ap.parse_args(argv)
+    if args.render:
+        rows = {}
+        for path in args.render:
+            old = json.loads(Path(path).read_text())
+            for r in old["rows"]:
+                for k in ("shape", "max_memory", "output_bytes"):
+                    if k in old:
+                        r.setdefault(k, old[k])
+                rows[r["scheduler"]] = r
+        return write_report(args, list(rows.values()))
     Z, Y, X = args.shape
     n_out = grid.n_output_slices(Z, args.factor)
     out_bytes = n_out * Y * X * 4
@@ -136,7 +195,7 @@ def main(argv=None):
             out = tmp / f"out_{sched}.zarr"
             cmd = [*ISONET, "restore", str(src), "--model", str(model), "--backend", "onnx", "-o", str(out),
                    "--max-memory", args.max_memory, "--scheduler", sched, "--workers", str(args.workers)]
-            wall, peak, rc = run_measured(cmd, tmp / f"{sched}.log")
+            wall, peak, rc, per_proc, timeline = run_measured(cmd, tmp / f"{sched}.log")
             log = (tmp / f"{sched}.log").read_text()
             if rc != 0:
                 print(log[-3000:])
@@ -145,16 +204,23 @@ def main(argv=None):
             chunks = list(io_zarr.open_zarr_volume(out).array.chunks)
             rows.append({"scheduler": sched, "wall_s": wall, "peak_rss": peak, "voxels_per_s": n_out * Y * X / wall,
                          "under_limit": peak <= budget, "max_abs_diff_normalized": diff, "shape": [Z, Y, X],
-                         "max_memory": budget, "output_bytes": out_bytes, "zarr_chunks": chunks})
-            print(rows[-1], flush=True)
+                         "max_memory": budget, "output_bytes": out_bytes, "zarr_chunks": chunks,
+                         "peak_rss_per_process": per_proc, "memory_plan": _memory_plan(log),
+                         "timeline_mib": timeline})
+            print({k: v for k, v in rows[-1].items() if k != "timeline_mib"}, flush=True)
     old_json = Path(args.out).with_suffix(".json")
     if args.append and old_json.is_file():
         old = json.loads(old_json.read_text())
-        for r in old["rows"]:  # rows carry their own shape and limit
-            r.setdefault("shape", old["shape"])
-            r.setdefault("max_memory", old["max_memory"])
-            r.setdefault("output_bytes", old["output_bytes"])
+        for r in old["rows"]:  # rows carry their own shape and limit (older files: at the top)
+            for k in ("shape", "max_memory", "output_bytes"):
+                if k in old:
+                    r.setdefault(k, old[k])
         rows = [r for r in old["rows"] if r["scheduler"] not in args.schedulers] + rows
+    write_report(args, rows)
+
+
+def write_report(args, rows):
+    """``--out`` (Markdown) and its .json from the measured ``rows``."""
     cpu = platform.processor() or platform.machine()
     lines = [
         "# Chunked restoration under a memory limit (`benchmarks/bench_chunked.py`)", "",
@@ -167,25 +233,37 @@ def main(argv=None):
         "Peak RSS: the summed RSS of the command and every process it starts (dask worker processes "
         "included), sampled every 0.1 s.", "",
         "| scheduler | input (z, y, x) | output MiB | `--max-memory` | output / limit | column (y, x) | wall s | "
-        "output voxels/s | peak summed RSS MiB | under the limit | max abs diff vs in-memory (normalized) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "output voxels/s | peak summed RSS MiB | under the limit | peak RSS per process MiB | "
+        "max abs diff vs in-memory (normalized) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         col = "x".join(str(c) for c in r.get("zarr_chunks", [])[1:]) or "128x128"
         lines.append(f"| {r['scheduler']} | {'x'.join(map(str, r['shape']))} | {r['output_bytes'] / 2**20:.0f} | "
                      f"{r['max_memory'] / 2**20:.0f} MiB | {r['output_bytes'] / r['max_memory']:.2f}x | {col} | "
                      f"{r['wall_s']:.0f} | {r['voxels_per_s'] / 1e6:.2f} M | "
-                     f"{r['peak_rss'] / 2**20:.0f} | {'yes' if r['under_limit'] else 'NO'} | {r['max_abs_diff_normalized']:.1e} |")
+                     f"{r['peak_rss'] / 2**20:.0f} | {'yes' if r['under_limit'] else 'NO'} | "
+                     f"{_per_process(r)} | {r['max_abs_diff_normalized']:.1e} |")
     lines += ["", "`threads`: one process, a thread pool of N workers sharing one onnxruntime session. "
               "`processes`: a dask.distributed LocalCluster of N single-threaded worker processes started by the "
               "command (scheduler and nannies in the command's process), each loading the model once. "
               "The run measures what its processes hold with the model loaded and splits the rest of the "
-              "budget between the workers (block + inference tiles), which sets the column size."]
+              "budget between the workers (block + inference tiles), which sets the column size. "
+              "Per-process peaks are each process's own maximum (not simultaneous); the memory plan "
+              "is the run's log line.", ""]
+    lines += [f"- {r['scheduler']} plan: {r['memory_plan']}" for r in rows if r.get("memory_plan")]
+    if args.findings:
+        lines += ["", "Findings:", "", args.findings]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"shape": [Z, Y, X], "factor": args.factor,
-                                                               "max_memory": budget, "output_bytes": out_bytes,
-                                                               "rows": rows}, indent=1))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"factor": args.factor, "rows": rows}, indent=1))
     print("\n".join(lines))
+
+
+def _per_process(row) -> str:
+    """``command 126, worker 195, worker 187, ...`` from a row's per-process peaks (if measured)."""
+    peaks = row.get("peak_rss_per_process") or {}
+    return ", ".join(f"{k.split(':')[0]} {v / 2**20:.0f}" for k, v in peaks.items()) or "not measured"
 
 
 if __name__ == "__main__":

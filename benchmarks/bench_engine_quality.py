@@ -1,22 +1,29 @@
 """Quality benchmark of the restoration engine: the paper's Table 1 on synthetic phantoms.
 
 For each pairing (phantom / PSF / factor of the paper: nuclei / gaussian 2-8 / 8,
-membranes / confocal NA 1.1 / 4, nuclei+membranes / light-sheet / 6) at ``--size``^3 it
-runs bicubic z interpolation, Richardson-Lucy, SRCNN (IsoNet-1 on subsampling-only
-pairs), IsoNet-1 full/split and IsoNet-2 full/split (each network trained for at most
-``--minutes`` wall-clock minutes, pair preparation included), and scores every output
-against the ground truth (GT) and the isotropic ground truth (GT convolved with h_iso),
-both cropped to the restoration grid (floor((Z-1)*f)+1 slices).
+membranes / confocal NA 1.1 / 4, nuclei+membranes / light-sheet / 6) and each phantom seed
+of ``--seeds``, at ``--size``^3, it runs bicubic z interpolation, Richardson-Lucy, SRCNN
+(IsoNet-1 on subsampling-only pairs), IsoNet-1 full/split and IsoNet-2 full/split (each
+network trained for at most ``--minutes`` wall-clock minutes, pair preparation included),
+and scores every output against the ground truth (GT) and the isotropic ground truth (GT
+convolved with h_iso), both cropped to the restoration grid (floor((Z-1)*f)+1 slices).
 
 Score: PSNR after the least-squares affine intensity fit of the output to the reference
 (CSBDeep's evaluation; ``isonet_ij.metrics.psnr_affine``), dB; data range = range of the
-reference.
+reference. The main table gives ``mean (std)`` over the seeds (std with ddof=1; no std
+with one seed), as the paper's Table 1 (which used n=10 phantoms of its own, 512^3-ish);
+a "Paper's ordering" section checks the paper's qualitative findings on the means, and the
+paper's own numbers are printed for reference.
 
-Every finished cell (pairing x method) is cached as JSON under ``--cache``; a rerun with
-the same parameters skips it, so an interrupted run resumes. Results go to
-``benchmarks/results/engine_quality.md`` (and ``.json``).
+Every finished cell (pairing x seed x method) is cached as JSON under ``--cache``; a rerun
+with the same parameters skips it, so an interrupted run resumes. Each cell also keeps the
+central xz slice of its output, from which ``table1_montage_<pairing>.png`` (first seed,
+beside ``--out``) is drawn. Results go to ``benchmarks/results/engine_quality.md`` (and
+``.json``).
 
-    .venv/bin/python benchmarks/bench_engine_quality.py --size 128 --minutes 15
+    isonet bench table1 --profile quick     # --size 128 --minutes 3 --seeds 0
+    isonet bench table1 --profile full      # --size 128 --minutes 15 --seeds 0,1,2 --ablations
+    .venv/bin/python benchmarks/bench_engine_quality.py --size 128 --minutes 15 --seeds 0,1,2
     .venv/bin/python benchmarks/bench_engine_quality.py --size 64 --minutes 1 --pairings nuclei
 
 Goals checked in the report: IsoNet-2 split beats bicubic and RL vs isotropic GT on every
@@ -26,10 +33,14 @@ pairing, by at least 3 dB on nuclei/gaussian/8.
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import logging
 import os
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +64,21 @@ LABELS = {
     "isonet2-full": "IsoNet-2 full", "isonet2-split": "IsoNet-2 split",
     "isonet2-split-nonoise": "IsoNet-2 split, no noise matching",
 }
+#: The paper's Table 1 (mean PSNR in dB over n=10 phantoms, its own 512^3-ish volumes),
+#: columns in the order of METHODS: pairing -> reference -> values.
+PAPER = {
+    "nuclei": {"gt_iso": [25.84, 27.48, 25.89, 32.18, 32.47, 35.11, 35.61],
+               "gt": [24.09, 25.88, 24.15, 27.74, 27.53, 29.51, 28.84]},
+    "membranes": {"gt_iso": [21.83, 18.52, 21.69, 19.55, 26.19, 19.14, 27.33],
+                  "gt": [15.95, 16.48, 15.94, 16.84, 16.49, 17.09, 16.62]},
+    "nuclei-membranes": {"gt_iso": [28.13, 25.00, 28.69, 25.59, 30.23, 25.40, 30.95],
+                         "gt": [24.61, 26.57, 24.59, 26.86, 26.07, 27.85, 26.66]},
+}
+REF_NAMES = {"gt_iso": "isotropic GT", "gt": "GT"}
+
+
+def label(method):
+    return LABELS.get(method, method.replace("rl-", "RL ") + " it.")
 
 log = logging.getLogger("bench_engine_quality")
 
@@ -62,23 +88,54 @@ def parse_args(argv=None):
     p.add_argument("--size", type=int, default=128, help="phantom edge length (default 128)")
     p.add_argument("--minutes", type=float, default=15.0, help="training minutes per model (default 15)")
     p.add_argument("--pairings", default=",".join(PAIRINGS), help="comma list of " + ", ".join(PAIRINGS))
-    p.add_argument("--seed", type=int, default=0, help="phantom seed (default 0)")
+    p.add_argument("--seeds", default="0", help="comma list of phantom seeds (default 0); the table "
+                   "gives mean (std) over them")
+    p.add_argument("--seed", dest="seeds", help="alias of --seeds (one seed)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ", ".join(METHODS + ABLATIONS))
     p.add_argument("--ablations", action="store_true", help="also run " + ", ".join(ABLATIONS))
     p.add_argument("--rl-iterations", default="10,30", help="RL iteration counts; the first is the table's RL column")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default all cores)")
     p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "engine_quality"))
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "engine_quality.md"))
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "engine_quality.md"),
+                   help="Markdown report; the .json and the table1_montage_<pairing>.png go beside it")
     p.add_argument("--keep-models", default=None, metavar="DIR", help="keep the trained model dirs here")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.seed_list = list(dict.fromkeys(int(s) for s in str(args.seeds).split(",") if s.strip()))
+    except ValueError:
+        p.error(f"--seeds: expected a comma list of integers, got {args.seeds!r}")
+    if not args.seed_list:
+        p.error("--seeds: no seed given")
+    return args
 
 
-def cell_key(args, pairing, method, extra=""):
-    return f"{pairing}_s{args.size}_seed{args.seed}_m{args.minutes:g}_{method}{extra}"
+def cell_key(args, pairing, seed, method, extra=""):
+    return f"{pairing}_s{args.size}_seed{seed}_m{args.minutes:g}_{method}{extra}"
 
 
+def refs_key(args, pairing, seed):
+    """Cache key of the reference slices (GT and isotropic GT) of one phantom."""
+    return f"{pairing}_s{args.size}_seed{seed}_refs_xz"
 
 
+def encode_slice(a) -> str:
+    """A 2D array as base64 of its float32 ``.npy`` bytes."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a, dtype=np.float32), allow_pickle=False)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_slice(s: str):
+    import numpy as np
+
+    return np.load(io.BytesIO(base64.b64decode(s)), allow_pickle=False)
+
+
+def central_xz(vol):
+    """The central xz slice (rows z, columns x) of a (z, y, x) volume."""
+    return vol[:, vol.shape[1] // 2, :]
 
 
 def score(vol, refs):
@@ -87,7 +144,7 @@ def score(vol, refs):
     return {name: float(metrics.psnr_affine(vol, ref)) for name, ref in refs.items()}
 
 
-def run_method(method, case, args, rl_iters, refs):
+def run_method(method, case, args, rl_iters, refs, seed=0):
     """Return (restored volume, info dict) for one method on one synthetic case."""
     from isonet_ij import baselines
     from isonet_ij.config import Config
@@ -112,10 +169,10 @@ def run_method(method, case, args, rl_iters, refs):
 
     patch = min(64, max_patch_size(g.shape, f))  # 64 (measured default) unless the volume is smaller
     cfg = Config(factor=f, arch=arch, mode=mode, psf=psf_spec if mode != "none" else "",
-                 psf_info=case["meta"]["psf"], epochs=100_000, seed=args.seed, patch_size=patch, **extra)
+                 psf_info=case["meta"]["psf"], epochs=100_000, seed=seed, patch_size=patch, **extra)
     model_dir = None
     if args.keep_models:
-        model_dir = Path(args.keep_models) / f"{case['meta']['kind']}_{method}"
+        model_dir = Path(args.keep_models) / f"{case['meta']['kind']}_seed{seed}_{method}"
     t = time.monotonic()
     res = train(g, cfg, psf=h if mode != "none" else None, model_dir=model_dir, time_budget=budget,
                 force=True, progress=sys.stderr.isatty())
@@ -142,6 +199,19 @@ def run_method(method, case, args, rl_iters, refs):
     }
 
 
+def slice_info(vol, refs):
+    """The central xz slice of ``vol`` and its affine fit to the isotropic GT (whole volume)."""
+    from isonet_ij import metrics
+
+    a, b = metrics.affine_fit(vol, refs["gt_iso"])
+    return {"xz": encode_slice(central_xz(vol)), "xz_affine_gt_iso": [float(a), float(b)]}
+
+
+def refs_cell(refs):
+    """Cache cell with the central xz slices of the references (GT fitted to the isotropic GT)."""
+    return {"gt_iso": slice_info(refs["gt_iso"], refs), "gt": slice_info(refs["gt"], refs)}
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -159,87 +229,255 @@ def main(argv=None):
     rl_iters = [int(v) for v in args.rl_iterations.split(",") if v]
     extra_rl = [f"rl-{it}" for it in rl_iters[1:]]
     cache = Path(args.cache)
-    results = {}
+    results = {}  # pairing -> seed (str) -> method -> cell
+    montage_refs = {}  # pairing -> reference slices of the first seed (or None)
     for pairing in pairings:
-        case = None
         results[pairing] = {}
-        for method in methods + extra_rl:
-            key = cell_key(args, pairing, method, f"_it{rl_iters[0]}" if method == "rl" else "")
-            cell = load_cell(cache, key)
-            if cell is None:
-                if case is None:
-                    case, refs = synth_case(PAIRINGS[pairing], args.size, args.seed)
-                log.info("%s / %s ...", pairing, method)
-                t = time.monotonic()
-                out, info = run_method(method, case, args, rl_iters, refs)
-                cell = {"pairing": pairing, "method": method, "scores": score(out, refs), **info,
-                        "seconds": round(time.monotonic() - t, 1), "size": args.size, "seed": args.seed,
-                        "minutes": args.minutes, "psf": case["meta"]["psf"].get("spec"),
-                        "factor": case["meta"]["factor"]}
-                save_cell(cache, key, cell)
-                log.info("%s / %s: vs GT_iso %.2f dB, vs GT %.2f dB", pairing, method,
-                         cell["scores"]["gt_iso"], cell["scores"]["gt"])
-            results[pairing][method] = cell
-    write_report(args, results, methods, extra_rl)
+        for seed in args.seed_list:
+            case = refs = None
+            cells = results[pairing][str(seed)] = {}
+            for method in methods + extra_rl:
+                key = cell_key(args, pairing, seed, method, f"_it{rl_iters[0]}" if method == "rl" else "")
+                cell = load_cell(cache, key)
+                if cell is None:
+                    if case is None:
+                        case, refs = synth_case(PAIRINGS[pairing], args.size, seed)
+                    log.info("%s / seed %d / %s ...", pairing, seed, method)
+                    t = time.monotonic()
+                    out, info = run_method(method, case, args, rl_iters, refs, seed)
+                    cell = {"pairing": pairing, "method": method, "scores": score(out, refs), **info,
+                            "seconds": round(time.monotonic() - t, 1), "size": args.size, "seed": seed,
+                            "minutes": args.minutes, "psf": case["meta"]["psf"].get("spec"),
+                            "factor": case["meta"]["factor"], **slice_info(out, refs)}
+                    del out
+                    save_cell(cache, key, cell)
+                    log.info("%s / seed %d / %s: vs GT_iso %.2f dB, vs GT %.2f dB", pairing, seed, method,
+                             cell["scores"]["gt_iso"], cell["scores"]["gt"])
+                cells[method] = cell
+            if seed == args.seed_list[0]:
+                rc = load_cell(cache, refs_key(args, pairing, seed))
+                if rc is None and (refs is not None or any("xz" in c for c in cells.values())):
+                    if refs is None:
+                        case, refs = synth_case(PAIRINGS[pairing], args.size, seed)
+                    rc = refs_cell(refs)
+                    save_cell(cache, refs_key(args, pairing, seed), rc)
+                montage_refs[pairing] = rc
+            del case, refs
+    montages = {p: write_montage(args, p, results[p][str(args.seed_list[0])], montage_refs.get(p),
+                                 methods + extra_rl) for p in pairings}
+    write_report(args, results, methods, extra_rl, montages)
     return 0
 
 
-def write_report(args, results, methods, extra_rl):
+def write_montage(args, pairing, cells, refs, cols):
+    """Montage of the central xz slices of one seed: ``(path or None, note)``."""
+    import numpy as np
+
+    have = [m for m in cols if m in cells and "xz" in cells[m]]
+    missing = [m for m in cols if m in cells and "xz" not in cells[m]]
+    note = ""
+    if missing:
+        note = ("cells computed before slices were kept, left out: " + ", ".join(missing)
+                + " (delete their cache files to recompute)")
+    if refs is None or not have:
+        return None, note or "no slices"
+
+    def fitted(d):
+        a, b = d["xz_affine_gt_iso"]
+        return a * decode_slice(d["xz"]) + b
+
+    iso = fitted(refs["gt_iso"])
+    lo, hi = np.percentile(iso, [1.0, 99.8])
+    panels = [("isotropic GT", iso), ("GT (affine fit to isotropic GT)", fitted(refs["gt"]))]
+    for m in have:
+        s = cells[m]["scores"]
+        panels.append((f"{label(m)}\n{s['gt_iso']:.2f} dB vs isotropic GT", fitted(cells[m])))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncol = min(5, len(panels))
+    nrow = -(-len(panels) // ncol)
+    h, w = iso.shape
+    pw = 3.2
+    title_in = 0.55 if not missing else 0.7
+    fig_h = (pw * h / w + 0.6) * nrow + title_in
+    fig, axes = plt.subplots(nrow, ncol, figsize=(pw * ncol, fig_h), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, img) in zip(axes.ravel(), panels):
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect="equal")
+        ax.set_title(title, fontsize=8)
+    c0 = cells[have[0]]
+    title = (f"{pairing} ({c0.get('psf')} / {c0.get('factor')}), {args.size}^3, seed {c0.get('seed')}: "
+             "central xz slice\n(rows z on the restoration grid, columns x), affine fit to the "
+             "isotropic GT, display range its 1st-99.8th percentiles")
+    if missing:
+        title += "\nnot shown (cached before slices were kept): " + ", ".join(label(m) for m in missing)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - title_in / fig_h))
+    out_dir = Path(args.out).resolve().parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"table1_montage_{pairing}.png"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=out_dir)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=110)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path, note
+
+
+def stats(values):
+    """``(mean, std or None, n)`` of a list of numbers (std with ddof=1 when n > 1)."""
+    if not values:
+        return None, None, 0
+    m = statistics.fmean(values)
+    return m, (statistics.stdev(values) if len(values) > 1 else None), len(values)
+
+
+def fmt(mean, std, bold=False):
+    s = f"{mean:.2f}" + ("" if std is None else f" ({std:.2f})")
+    return f"**{s}**" if bold else s
+
+
+def write_report(args, results, methods, extra_rl, montages=None):
     from isonet_ij import __version__
     from isonet_ij.config import versions
 
+    seeds = [str(s) for s in args.seed_list]
+    n = len(seeds)
     cols = methods + extra_rl
-    head = "| Volume (PSF / factor) | reference | " + " | ".join(LABELS.get(m, m.replace("rl-", "RL ") + " it.") for m in cols) + " |"
+    head = "| Volume (PSF / factor) | reference | " + " | ".join(label(m) for m in cols) + " |"
     lines = [
         "# Engine quality: the paper's Table 1 on synthetic phantoms",
         "",
-        f"Phantoms {args.size}^3, seed {args.seed}; each network trained for at most {args.minutes:g} min "
-        "(wall clock, pair preparation included) on the anisotropic input itself, then restored "
-        "(xz and yz passes, mean fusion). PSNR in dB after the least-squares affine intensity fit "
-        "of the output to the reference (CSBDeep's evaluation), references cropped to the "
+        f"Phantoms {args.size}^3, seeds {', '.join(seeds)} (n={n}); each network trained for at most "
+        f"{args.minutes:g} min (wall clock, pair preparation included) on the anisotropic input itself, "
+        "then restored (xz and yz passes, mean fusion). PSNR in dB after the least-squares affine "
+        "intensity fit of the output to the reference (CSBDeep's evaluation), references cropped to the "
         "restoration grid (floor((Z-1)*f)+1 slices). RL column: "
-        f"{args.rl_iterations.split(',')[0]} iterations.",
+        f"{args.rl_iterations.split(',')[0]} iterations. "
+        + ("Values: mean (std) over the seeds (std with ddof=1); best mean in bold."
+           if n > 1 else "One seed: no std; best in bold."),
         "",
         head,
         "|" + "---|" * (len(cols) + 2),
     ]
-    goals = []
-    for pairing, cells in results.items():
-        any_cell = next(iter(cells.values()))
-        label = f"{pairing} ({any_cell.get('psf')} / {any_cell.get('factor')})"
+    means = {}  # pairing -> ref -> method -> mean
+    for pairing, by_seed in results.items():
+        any_cell = next(c for cells in by_seed.values() for c in cells.values())
+        name = f"{pairing} ({any_cell.get('psf')} / {any_cell.get('factor')})"
+        means[pairing] = {}
         for ref in ("gt_iso", "gt"):
-            vals = [cells[m]["scores"][ref] if m in cells else None for m in cols]
-            best = max(v for v in vals if v is not None)
-            txt = [("**%.2f**" % v if v == best else "%.2f" % v) if v is not None else "" for v in vals]
-            lines.append(f"| {label if ref == 'gt_iso' else ''} | {'isotropic GT' if ref == 'gt_iso' else 'GT'} | " + " | ".join(txt) + " |")
-        if {"isonet2-split", "bicubic", "rl"} <= set(cells):
-            s = cells["isonet2-split"]["scores"]["gt_iso"]
-            margin = s - max(cells["bicubic"]["scores"]["gt_iso"], cells["rl"]["scores"]["gt_iso"])
+            st = {m: stats([by_seed[s][m]["scores"][ref] for s in seeds if m in by_seed.get(s, {})]) for m in cols}
+            means[pairing][ref] = {m: v[0] for m, v in st.items() if v[0] is not None}
+            best = max(means[pairing][ref].values())
+            txt = [fmt(st[m][0], st[m][1], st[m][0] == best) if st[m][0] is not None else "" for m in cols]
+            lines.append(f"| {name if ref == 'gt_iso' else ''} | {REF_NAMES[ref]} | " + " | ".join(txt) + " |")
+
+    goals = []
+    for pairing, mm in means.items():
+        g = mm["gt_iso"]
+        if {"isonet2-split", "bicubic", "rl"} <= set(g):
+            margin = g["isonet2-split"] - max(g["bicubic"], g["rl"])
             need = 3.0 if pairing == "nuclei" else 0.0
             goals.append((pairing, margin, need, margin > need))
-    lines += ["", "## Goals", ""]
+    lines += ["", "## Goals" + (" (on the means)" if n > 1 else ""), ""]
     for pairing, margin, need, ok in goals:
         lines.append(f"- {pairing}: IsoNet-2 split - max(bicubic, RL) vs isotropic GT = {margin:+.2f} dB "
                      f"(goal > {need:g} dB): {'PASS' if ok else 'FAIL'}")
-    lines += ["", "## Training", "", "| Volume | method | steps | epochs | train s | best val PSNR | val PSNR input | self-consistency dB |",
-              "|---|---|---|---|---|---|---|---|"]
-    for pairing, cells in results.items():
-        for m, c in cells.items():
-            if "steps" in c:
-                sc = c.get("self_consistency_psnr")
-                lines.append(f"| {pairing} | {m} | {c['steps']} | {c['epochs']} | {c['train_s']} | "
-                             f"{c['best_val_psnr']:.2f} | {c['val_psnr_input']:.2f} | {'' if sc is None else '%.2f' % sc} |")
+    if not goals:
+        lines.append("- (needs bicubic, RL and IsoNet-2 split)")
+
+    lines += ["", "## Paper's ordering" + (" (on the means)" if n > 1 else ""), ""]
+    ordering = paper_ordering(means)
+    lines += ordering or ["- (not enough methods run to check the paper's ordering)"]
+
+    lines += ["", "## The paper's Table 1 (for reference)", "",
+              ("Mean PSNR (dB) from the paper's Table 1: its own phantoms (about 512^3), n=10; "
+               "not directly comparable in absolute value (different phantoms, sizes and training)."), "",
+              "| Volume | reference | " + " | ".join(LABELS[m] for m in METHODS) + " |",
+              "|" + "---|" * (len(METHODS) + 2)]
+    for pairing, refs in PAPER.items():
+        for ref in ("gt_iso", "gt"):
+            vals = refs[ref]
+            lines.append(f"| {pairing if ref == 'gt_iso' else ''} | {REF_NAMES[ref]} | "
+                         + " | ".join(f"**{v:.2f}**" if v == max(vals) else f"{v:.2f}" for v in vals) + " |")
+
+    if montages:
+        lines += ["", f"## Montages (seed {seeds[0]}, central xz slice)", ""]
+        for pairing, (path, note) in montages.items():
+            where = f"[{path.name}]({path.name})" if path is not None else "not written"
+            lines.append(f"- {pairing}: {where}" + (f"; {note}" if note else ""))
+
+    lines += ["", "## Training", "",
+              "| Volume | seed | method | steps | epochs | train s | best val PSNR | val PSNR input | self-consistency dB |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for pairing, by_seed in results.items():
+        for seed, cells in by_seed.items():
+            for m, c in cells.items():
+                if "steps" in c:
+                    sc = c.get("self_consistency_psnr")
+                    lines.append(f"| {pairing} | {seed} | {m} | {c['steps']} | {c['epochs']} | {c['train_s']} | "
+                                 f"{c['best_val_psnr']:.2f} | {c['val_psnr_input']:.2f} | "
+                                 f"{'' if sc is None else f'{sc:.2f}'} |")
     lines += ["", "## Fusion of the xz and yz passes (same network; PSNR vs isotropic GT, dB)", "",
-              "| Volume | method | xz only | yz only | mean | geometric mean |", "|---|---|---|---|---|---|"]
-    for pairing, cells in results.items():
-        for m, c in cells.items():
-            fu = c.get("fusion")
-            if fu:
-                lines.append(f"| {pairing} | {m} | " + " | ".join(
-                    f"{fu[k]['gt_iso']:.2f}" for k in ("xz", "yz", "mean", "geometric")) + " |")
-    lines += ["", f"isonet-ij {__version__}; versions: {json.dumps(versions())}; "
-              f"command: `{' '.join(sys.argv)}`", ""]
-    save_report(args.out, lines, results)
+              "| Volume | seed | method | xz only | yz only | mean | geometric mean |", "|---|---|---|---|---|---|---|"]
+    for pairing, by_seed in results.items():
+        for seed, cells in by_seed.items():
+            for m, c in cells.items():
+                fu = c.get("fusion")
+                if fu:
+                    lines.append(f"| {pairing} | {seed} | {m} | " + " | ".join(
+                        f"{fu[k]['gt_iso']:.2f}" for k in ("xz", "yz", "mean", "geometric")) + " |")
+    lines += ["", (f"isonet-ij {__version__}; versions: {json.dumps(versions())}; "
+                   f"command: `{' '.join(sys.argv)}`"), ""]
+    slim = {p: {s: {m: {k: v for k, v in c.items() if k not in ("xz", "xz_affine_gt_iso")}
+                    for m, c in cells.items()} for s, cells in by_seed.items()} for p, by_seed in results.items()}
+    save_report(args.out, lines, {"seeds": args.seed_list, "means": means, "cells": slim})
+
+
+def paper_ordering(means):
+    """PASS/FAIL lines for the paper's qualitative findings, from the mean PSNRs."""
+    lines = []
+    for pairing, mm in means.items():
+        iso, gt = mm["gt_iso"], mm["gt"]
+        paper = PAPER.get(pairing)
+        # (a) IsoNet-2 split is the best method vs the isotropic GT
+        rivals = {m: v for m, v in iso.items() if m in METHODS and m != "isonet2-split"}
+        if "isonet2-split" in iso and rivals:
+            best_rival = max(rivals, key=rivals.get)
+            d = iso["isonet2-split"] - rivals[best_rival]
+            lines.append(f"- {pairing}: IsoNet-2 split best vs isotropic GT (margin over {LABELS[best_rival]} "
+                         f"{d:+.2f} dB): {'PASS' if d > 0 else 'FAIL'}")
+        # (b) full beats split vs GT, for each architecture
+        for arch, name in (("isonet1", "IsoNet-1"), ("isonet2", "IsoNet-2")):
+            full, split = f"{arch}-full", f"{arch}-split"
+            if full in gt and split in gt:
+                d = gt[full] - gt[split]
+                ref = ""
+                if paper:
+                    pf, ps = paper["gt"][METHODS.index(full)], paper["gt"][METHODS.index(split)]
+                    ref = f"; paper {pf:.2f} vs {ps:.2f}"
+                lines.append(f"- {pairing}: {name} full > split vs GT ({gt[full]:.2f} vs {gt[split]:.2f}, "
+                             f"{d:+.2f} dB{ref}): {'PASS' if d > 0 else 'FAIL'}")
+        # (c) SRCNN within 1 dB of the input (bicubic) vs the isotropic GT
+        if "srcnn" in iso and "bicubic" in iso:
+            d = iso["srcnn"] - iso["bicubic"]
+            ref = ""
+            if paper:
+                ref = f"; paper {paper['gt_iso'][2]:.2f} vs {paper['gt_iso'][0]:.2f}"
+            lines.append(f"- {pairing}: SRCNN within 1 dB of the input (bicubic) vs isotropic GT "
+                         f"({iso['srcnn']:.2f} vs {iso['bicubic']:.2f}, {d:+.2f} dB{ref}): "
+                         f"{'PASS' if abs(d) <= 1.0 else 'FAIL'}")
+    return lines
 
 
 if __name__ == "__main__":

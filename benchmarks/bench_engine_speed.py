@@ -77,7 +77,7 @@ def bench_restore(arch, args, peak):
 
     from isonet_ij import grid, nets
     from isonet_ij.config import Config, TrainedModel
-    from isonet_ij.restore import restore
+    from isonet_ij.restore import plane_layout, restore
 
     shape = tuple(int(v) for v in args.shape.split(","))
     vol = np.random.default_rng(0).random(shape).astype(np.float32)
@@ -92,12 +92,11 @@ def bench_restore(arch, args, peak):
     vox = n_out * shape[1] * shape[2]
     plan = info["plan"]
     th, tw = plan["tile"]
-    cr, cc = plan["core"]
-    n_tiles = 0
+    px = 0  # pixels the network actually processed (last batches of a pass padded)
     for n_planes, width in ((shape[1], shape[2]), (shape[2], shape[1])):
-        n_tiles += n_planes * -(-n_out // cr) * -(-width // cc)
-    n_calls = -(-n_tiles // plan["batch"])
-    px = n_calls * plan["batch"] * th * tw  # pixels the network actually processed
+        _, (tr, tc), rows, cols = plane_layout(plan, n_out, width)
+        n_tiles = n_planes * len(rows) * len(cols)
+        px += -(-n_tiles // plan["batch"]) * plan["batch"] * tr * tc
     flops = px * nets.flops_per_pixel(arch)
     return {
         "arch": arch, "input_shape": list(shape), "output_shape": [n_out, shape[1], shape[2]],

@@ -262,6 +262,7 @@ def write_report(args, synth, real):
         if model_rows:
             lines += ["", "| volume | `--psf auto:MODEL` | score |", "|---|---|---|", *model_rows]
         lines.append("")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     Path(args.out).with_suffix(".json").write_text(json.dumps({"synth": synth, "real": real}, indent=1, default=str))
     print("\n".join(lines))

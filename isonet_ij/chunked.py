@@ -10,10 +10,11 @@
    the receptive field, a multiple of 4), clipped at the volume borders. Because every
    block holds all z, the cubic z interpolation needs no z halo and equals the in-memory one;
 3. inside a block the in-memory engine runs unchanged (:func:`restore.apply_to_planes` on
-   the xz planes ``y0:y1`` and the yz planes ``x0:x1``, then :func:`restore.fuse`). Its
-   reflect padding then only touches true volume borders (a block edge inside the volume
-   has >= H real pixels beyond it, and no kept output sees past H), and as ``cy``, ``cx``
-   and ``H`` are multiples of 4, the U-Net pooling grid is the in-memory one;
+   the xz planes ``y0:y1`` and the yz planes ``x0:x1``, then :func:`restore.fuse`). The
+   block's frame edges inside the volume (reflected border, then the network's zero
+   padding) differ from the in-memory frame, but a kept output lies >= H from them and
+   sees only real data; at true volume borders both frames are the same. As ``cy``, ``cx``,
+   ``H`` and the border are multiples of 4, the U-Net pooling grid is the in-memory one;
 4. each finished column is written straight into its region of the output zarr (whole
    zarr chunks: no two tasks share a chunk) and then marked done in a small
    ``isonet_done`` array of the output group (one zarr chunk per column, so markers never
@@ -46,6 +47,7 @@ import os
 import shutil
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,10 @@ class MemoryBudgetError(ValueError):
 
 #: Default ``max_memory`` of a chunked run: all processes together.
 DEFAULT_TOTAL_MEMORY = 4 << 30
+#: Memory kept back for the growth of this process when it hosts the dask scheduler and the
+#: nannies of a LocalCluster (task states, event logs, system monitors): +12 MiB over a
+#: 34-minute, 441-column run (benchmarks/results/chunked.md), doubled.
+SCHEDULER_RESERVE = 24 << 20
 #: Share of a worker's memory for the block in flight and for inference (the rest is slack
 #: for zarr codec buffers and allocator fragmentation).
 BLOCK_SHARE, INFERENCE_SHARE = 0.4, 0.4
@@ -109,10 +115,20 @@ def tree_rss(pid: int | None = None) -> int:
     return total
 
 
-def _warm_worker(model_spec):
-    """Load the model in this worker process; return the process's RSS."""
+def _warm_worker(model_spec, src=None):
+    """Load the model and open the source in this worker process; return the process's RSS.
+
+    Reading one voxel imports zarr and its codecs (or maps the TIFF), so that what every
+    block needs besides its arrays is part of the measured resident memory.
+    """
     if model_spec[0] != "obj":
         _model_from_spec(model_spec)
+    if src is not None:
+        import zarr  # noqa: F401 - the output store's codecs: imported by every block
+
+        vol = _open_source(src)
+        np.asarray(vol[:1, :1, :1])
+    _release_free_memory()
     return process_rss()
 
 
@@ -173,6 +189,7 @@ def _open_source(src):
 
 def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab_bytes=64 << 20):
     """The strided sample of :func:`pairs.percentiles`, read slab by slab; plus min / max."""
+    src = _open_source(src)
     Z, Y, X = shape
     size = Z * Y * X
     stride = int(math.ceil(size / max_samples)) if size > max_samples else 1
@@ -328,9 +345,12 @@ class _ThreadExec:
     def put(self, obj):
         return obj
 
-    def resident(self, model_spec):
+    def run_one(self, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    def resident(self, model_spec, src=None):
         """RSS of the run's processes with the model loaded (here: this process)."""
-        rss = _warm_worker(model_spec)
+        rss = _warm_worker(model_spec, src)
         return rss, {"this process": rss}
 
     def close(self):
@@ -345,11 +365,14 @@ class _DaskExec:
         if isinstance(scheduler, Client):
             self.client = scheduler
         elif scheduler == "processes":
+            import dask
             from distributed import LocalCluster
 
-            self.own_cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 2) // 2),
-                                            threads_per_worker=1, processes=True, dashboard_address=None,
-                                            silence_logs=logging.WARNING)
+            # the workers' sampling profiler keeps growing histories: memory the plan cannot see
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self.own_cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 2) // 2),
+                                                threads_per_worker=1, processes=True, dashboard_address=None,
+                                                silence_logs=logging.WARNING)
             self.client = self.own_client = Client(self.own_cluster)
         else:
             try:
@@ -375,13 +398,19 @@ class _DaskExec:
     def put(self, obj):
         return self.client.scatter(obj, broadcast=True) if isinstance(obj, np.ndarray) else obj
 
-    def resident(self, model_spec):
+    def run_one(self, fn, *args, **kwargs):
+        """``fn`` in a worker (its transient memory stays out of this process)."""
+        return self.client.submit(fn, *args, pure=False, **kwargs).result()
+
+    def resident(self, model_spec, src=None):
         """RSS of the run's processes with the model loaded in every worker."""
-        per_worker = self.client.run(_warm_worker, model_spec)
+        per_worker = self.client.run(_warm_worker, model_spec, None if isinstance(src, np.ndarray) else src)
         holders = {"this process": process_rss(), **per_worker}
         if self.own_cluster is not None:
-            # the workers are children of this process (nannies and scheduler run here)
-            return tree_rss(), holders
+            # the workers are children of this process (nannies and scheduler run here); the
+            # scheduler's state, logs and monitors grow while the run goes on
+            holders["scheduler growth reserve"] = SCHEDULER_RESERVE
+            return tree_rss() + SCHEDULER_RESERVE, holders
         return sum(holders.values()), holders
 
     def close(self):
@@ -519,15 +548,17 @@ def restore_chunked(
         n_out = grid.n_output_slices(Z, f)
         halo = _halo(cfg.arch)
         if isinstance(normalization, str) and normalization == "volume":
-            (lo, hi), (vmin, vmax) = _percentiles_and_range(
-                vol, shape, low=cfg.normalization["p_low"], high=cfg.normalization["p_high"])
+            # read by a worker (process) when the source is on disk: the slabs' transient memory
+            # and what the readers keep stay out of this process, which holds the scheduler
+            run = _percentiles_and_range if isinstance(src_spec, np.ndarray) else partial(ex.run_one, _percentiles_and_range)
+            (lo, hi), (vmin, vmax) = run(src_spec, shape, low=cfg.normalization["p_low"], high=cfg.normalization["p_high"])
         else:
             lo, hi = _normalization(None, cfg, normalization)
             vmin, vmax = None, None
         constant = vmin if (vmin is not None and vmin == vmax) else None
 
         # ---- memory: what the processes hold with the model loaded, the rest per worker
-        resident, holders = ex.resident(model_spec)
+        resident, holders = ex.resident(model_spec, src_spec)
         share = (budget - resident) // ex.workers
         log.info("memory: %s MiB held with the model loaded (%s); %s MiB per worker of %d",
                  resident >> 20, ", ".join(f"{k} {v >> 20}" for k, v in holders.items()), share >> 20, ex.workers)

@@ -7,14 +7,17 @@ on the grid of :mod:`isonet_ij.grid` (acquired slice ``i`` at output slice ``i*f
    ones), never per tile or chunk;
 2. interpolate along z (bicubic, the grid's Keys kernel) chunk by chunk;
 3. apply the network to every xz plane (rows z, cols x) and every yz plane (rows z,
-   cols y), cut into tiles of one fixed shape with a halo >= the receptive field,
-   reflect-padded at the plane borders, in fixed-size batches through a single
-   ``tf.function`` (traced once per call; no ``model.predict``);
+   cols y), reflect-padded by a small border (``BORDER`` = 8 pixels; the network's own zero
+   padding acts beyond it, as in a whole-plane pass), whole when a batch of such frames
+   fits the memory budget, else cut into tiles of one fixed shape that overlap by a halo
+   >= the receptive field, in fixed-size batches through a single ``tf.function`` (traced
+   once per shape; no ``model.predict``) or onnxruntime session;
 4. fuse the two passes (arithmetic mean by default, or geometric mean) and undo the
    normalization.
 
-Tiles start at multiples of 4 of one padded frame, so the U-Net's pooling grid is the same
-for every tiling and a tiled result equals the untiled one (to float rounding).
+Tiles start at multiples of 4 of the frame, and keep only outputs at least a halo away
+from their inner edges, so the U-Net's pooling grid is the same for every tiling and a
+tiled result equals the whole-frame one (to float rounding).
 ``max_memory`` bounds the working memory of inference (one batch of tiles with its
 activations, plus the chunk of planes in flight); the input and output volumes come on
 top of it.
@@ -68,6 +71,10 @@ BYTES_PER_PIXEL = {"isonet1": 1000, "isonet2": 1000}
 DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB
 #: Smallest tile core (rows, cols) :func:`plan_tiles` shrinks to before reducing the batch.
 MIN_CORE = 16
+#: Reflected margin at plane borders (pixels). Beyond it the network's own zero padding
+#: applies, as in a whole-plane pass; a full receptive-field margin would process 2.4x the
+#: pixels of a 128-wide plane (IsoNet-2) for outputs that differ only within it of the border.
+BORDER = 8
 DEFAULT_BATCH = 8
 
 
@@ -105,9 +112,58 @@ def min_inference_bytes(arch: str) -> int:
     return side * side * BYTES_PER_PIXEL[arch]
 
 
+def _border_pair(border) -> tuple:
+    """``border`` (int, or (rows, cols)) as a (rows, cols) pair of non-negative multiples of 4."""
+    pair = (border, border) if np.isscalar(border) else tuple(border)
+    if len(pair) != 2 or any(int(b) != b or b < 0 or b % 4 for b in pair):
+        msg = f"`border` must be a non-negative multiple of 4 or a (rows, cols) pair of them, got {border!r}"
+        raise ValueError(msg)
+    return int(pair[0]), int(pair[1])
+
+
+def frame_size(n: int, border: int = 8) -> int:
+    """Length of a plane axis of ``n`` pixels once reflect-padded by ``border`` on both sides
+    and rounded up to a multiple of 4 (the U-Net's pooling grid)."""
+    return _round_up(n + 2 * border, 4)
+
+
+def _tile_length(F: int, n: int, halo: int) -> int:
+    """Shortest tile (multiple of 4) of which ``n`` cover a frame of ``F`` (halos overlapping)."""
+    return F if n == 1 else _round_up(math.ceil((F + 2 * halo * (n - 1)) / n), 4)
+
+
+def tile_spans(F: int, T: int, halo: int) -> list:
+    """Tiles of length ``T`` along a frame axis of length ``F``: ``(start, keep_from, keep_to)``.
+
+    Every start is a multiple of 4 (``F`` and ``T`` are). A tile keeps its outputs at least
+    ``halo`` (>= the receptive field) from its inner edges; at the frame's own edges it keeps
+    everything, because a whole-frame pass sees the same zero padding there. So the tiled
+    result equals the whole-frame one (to float rounding). ``T >= F``: one tile, the frame.
+    """
+    if T >= F:
+        return [(0, 0, F)]
+    core = T - 2 * halo
+    if core <= 0:
+        msg = f"tile length {T} leaves no core inside a halo of {halo}"
+        raise ValueError(msg)
+    n = 1 + math.ceil((F - T) / core)
+    spans = []
+    for i in range(n):
+        start = i * core if i < n - 1 else F - T
+        spans.append((start, 0 if i == 0 else start + halo, F if i == n - 1 else start + T - halo))
+    return spans
+
+
 def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT_BATCH,
-               max_memory=DEFAULT_MAX_MEMORY) -> dict:
+               max_memory=DEFAULT_MAX_MEMORY, border=BORDER) -> dict:
     """Choose one tile shape for all planes of a restoration.
+
+    A plane of ``(n_rows, n_cols)`` pixels is reflect-padded by ``border`` (the frame, see
+    :func:`frame_size`); the whole frame is one tile when a batch of them fits
+    ``max_memory``. Otherwise the batch is reduced first (halos cost compute, small batches
+    hardly do), then the longer tile side is split into more tiles, each with a halo of the
+    receptive field on its inner edges (:func:`tile_spans`), down to a core of ``MIN_CORE``. Halos cost only between tiles, not at the plane's borders: a 125x128 plane
+    of IsoNet-2 runs as one 144x144 tile, not 200x200.
 
     Parameters
     ----------
@@ -119,12 +175,16 @@ def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT
         Tiles per network call (reduced when the memory budget is small).
     max_memory : int or str
         Working-memory budget in bytes (or ``"1G"``).
+    border : int or (int, int)
+        Reflected margin at the plane borders (rows = z, cols = x or y), multiples of 4
+        (default :data:`BORDER`).
 
     Returns
     -------
     dict
-        ``halo``, ``core`` (rows, cols: the part of a tile kept), ``tile`` (rows, cols:
-        core + 2 halo), ``batch``, ``bytes`` (estimated working memory of one batch).
+        ``halo``, ``border``, ``frame`` (rows, cols), ``tile`` (rows, cols: the network's
+        input shape), ``tiles`` (tiles per plane along rows, cols), ``batch``, ``bytes``
+        (estimated working memory of one batch).
 
     Raises
     ------
@@ -133,42 +193,57 @@ def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT
     """
     budget = parse_memory(max_memory)
     halo = _halo(arch)
+    border = _border_pair(border)
     bpp = BYTES_PER_PIXEL[arch]
     batch = max(1, int(batch_size))
-    core_r, core_c = _round_up(n_rows, 4), _round_up(n_cols, 4)
+    frame = [frame_size(n_rows, border[0]), frame_size(n_cols, border[1])]
+    n = [1, 1]
+    tile = list(frame)
 
-    def cost(cr, cc, b):
-        tile_px = (cr + 2 * halo) * (cc + 2 * halo)
-        return b * tile_px * bpp
+    def cost(t, b):
+        return b * t[0] * t[1] * bpp
 
-    while cost(core_r, core_c, batch) > budget:
-        # shrink the larger core side first (keeps tiles square-ish), then the batch
-        if max(core_r, core_c) > MIN_CORE:
-            if core_r >= core_c:
-                core_r = max(MIN_CORE, _round_up(core_r // 2, 4))
-            else:
-                core_c = max(MIN_CORE, _round_up(core_c // 2, 4))
-        elif batch > 1:
-            batch = max(1, batch // 2)
-        else:
-            need = cost(core_r, core_c, 1)
+    def split(min_core):
+        """One more tile along the longer side whose core stays >= min_core; False if none."""
+        for ax in sorted((0, 1), key=lambda a: -tile[a]):
+            for k in range(n[ax] + 1, n[ax] + 9):  # the rounded-up length must really shrink
+                t = _tile_length(frame[ax], k, halo)
+                if t - 2 * halo < min_core:
+                    break
+                if t < tile[ax]:
+                    n[ax], tile[ax] = k, t
+                    return True
+        return False
+
+    # halos cost compute, a smaller batch does not (a 144x144 IsoNet-2 tile is ~18 ms of
+    # convolutions per plane against ~1 ms per call): reduce the batch first, then split
+    while cost(tile, batch) > budget and batch > 1:
+        batch //= 2
+    while cost(tile, batch) > budget:
+        if not split(MIN_CORE):
             msg = (
-                f"`max_memory` = {budget} bytes cannot hold one {core_r + 2 * halo}x"
-                f"{core_c + 2 * halo} tile of {arch} (about {need} bytes); raise --max-memory"
+                f"`max_memory` = {budget} bytes cannot hold one {tile[0]}x{tile[1]} tile of {arch} "
+                f"(about {cost(tile, 1)} bytes); raise --max-memory"
             )
             raise ValueError(msg)
-    # balance: use the fewest tiles of that size, then shrink the core to the real need
-    n_r = math.ceil(n_rows / core_r)
-    n_c = math.ceil(n_cols / core_c)
-    core_r = _round_up(math.ceil(n_rows / n_r), 4)
-    core_c = _round_up(math.ceil(n_cols / n_c), 4)
+    tiles = [len(tile_spans(frame[a], tile[a], halo)) for a in (0, 1)]
     return {
         "halo": halo,
-        "core": (core_r, core_c),
-        "tile": (core_r + 2 * halo, core_c + 2 * halo),
+        "border": border,  # (rows, cols)
+        "frame": tuple(frame),
+        "tile": tuple(tile),
+        "tiles": tuple(tiles),
         "batch": batch,
-        "bytes": cost(core_r, core_c, batch),
+        "bytes": cost(tile, batch),
     }
+
+
+def plane_layout(plan: dict, H: int, W: int):
+    """Frame and tile spans of an ``(H, W)`` plane under ``plan`` (tiles capped at the frame)."""
+    border, halo = _border_pair(plan["border"]), plan["halo"]
+    F = (frame_size(H, border[0]), frame_size(W, border[1]))
+    T = (min(plan["tile"][0], F[0]), min(plan["tile"][1], F[1]))
+    return F, T, tile_spans(F[0], T[0], halo), tile_spans(F[1], T[1], halo)
 
 
 # --------------------------------------------------------------------------- network call
@@ -205,11 +280,12 @@ def apply_to_planes(net, planes, plan: dict, *, bar=None) -> np.ndarray:
 
     Parameters
     ----------
-    net : keras.Model
+    net : keras.Model or Backend
     planes : (N, H, W) ndarray of float32
-        Normalized planes, rows axial; ``H <= n_tiles_r * core_r`` is handled by padding.
+        Normalized planes, rows axial.
     plan : dict
-        From :func:`plan_tiles` (``halo``, ``core``, ``tile``, ``batch``).
+        From :func:`plan_tiles` (``halo``, ``border``, ``tile``, ``batch``); tiles longer
+        than this stack's frame are cut to it.
 
     Returns
     -------
@@ -217,31 +293,29 @@ def apply_to_planes(net, planes, plan: dict, *, bar=None) -> np.ndarray:
     """
     planes = np.asarray(planes, dtype=np.float32)
     n, H, W = planes.shape
-    h = plan["halo"]
-    cr, cc = plan["core"]
-    th, tw = plan["tile"]
+    br, bc = _border_pair(plan["border"])
     B = plan["batch"]
-    n_r, n_c = math.ceil(H / cr), math.ceil(W / cc)
-    # one padded frame: reflect by the halo on top/left, up to whole tiles bottom/right
-    pad = ((0, 0), (h, n_r * cr + h - H), (h, n_c * cc + h - W))
+    (Fr, Fc), (th, tw), rows, cols = plane_layout(plan, H, W)
+    # one frame: reflect by the border on top/left, to the frame size bottom/right
+    pad = ((0, 0), (br, Fr - H - br), (bc, Fc - W - bc))
     padded = np.pad(planes, pad, mode="reflect") if min(H, W) > 1 else np.pad(planes, pad, mode="edge")
     fn = _predict_fn(net, B, (th, tw))
-    out = np.empty((n, n_r * cr, n_c * cc), np.float32)
-    coords = [(k, i, j) for k in range(n) for i in range(n_r) for j in range(n_c)]
+    out = np.empty((n, Fr, Fc), np.float32)
+    coords = [(k, r, c) for k in range(n) for r in rows for c in cols]
     buf = np.zeros((B, th, tw, 1), np.float32)
     for start in range(0, len(coords), B):
         chunk = coords[start : start + B]
-        for t, (k, i, j) in enumerate(chunk):
-            buf[t, ..., 0] = padded[k, i * cr : i * cr + th, j * cc : j * cc + tw]
+        for t, (k, (r0, _, _), (c0, _, _)) in enumerate(chunk):
+            buf[t, ..., 0] = padded[k, r0 : r0 + th, c0 : c0 + tw]
         if len(chunk) < B:
             buf[len(chunk) :] = 0
         pred = fn(buf)
         pred = pred.numpy() if hasattr(pred, "numpy") else pred
-        for t, (k, i, j) in enumerate(chunk):
-            out[k, i * cr : (i + 1) * cr, j * cc : (j + 1) * cc] = pred[t, h : h + cr, h : h + cc, 0]
+        for t, (k, (r0, ra, rb), (c0, ca, cb)) in enumerate(chunk):
+            out[k, ra:rb, ca:cb] = pred[t, ra - r0 : rb - r0, ca - c0 : cb - c0, 0]
         if bar is not None:
             bar.update(len(chunk))
-    return out[:, :H, :W]
+    return out[:, br : br + H, bc : bc + W]
 
 
 def fuse(a, b, how: str = "mean", *, out=None) -> np.ndarray:
@@ -295,6 +369,7 @@ def restore(
     progress: bool = False,
     return_info: bool = False,
     weights: str = "best",
+    border=BORDER,
 ):
     """Restore isotropic resolution of a (Z, Y, X) volume with a trained IsoNet.
 
@@ -325,6 +400,10 @@ def restore(
         Also return a dict (factor, normalization, plan, timings, consistency).
     weights : {"best", "last"}
         When ``model`` is a directory.
+    border : int or (int, int)
+        Reflected margin (pixels, multiples of 4; rows = z, cols = x or y) around each plane before the network's
+        own zero padding; only outputs within the receptive field of a border depend on it
+        (see :func:`plan_tiles`).
 
     Returns
     -------
@@ -374,7 +453,7 @@ def restore(
         return (out, info) if return_info else out
 
     plan = plan_tiles(n_out, max(X, Y) if len(passes) == 2 else (X if passes == ("xz",) else Y),
-                      cfg.arch, batch_size=batch_size, max_memory=max_memory)
+                      cfg.arch, batch_size=batch_size, max_memory=max_memory, border=border)
     info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}
     budget = parse_memory(max_memory)
     W = grid.interpolation_matrix(Z, grid.output_coordinates(Z, f)).astype(np.float32)
@@ -382,10 +461,8 @@ def restore(
     # and needs no normalized copy of the whole volume
     scale, shift = np.float32(1.0 / (hi - lo)), np.float32(lo)
 
-    n_tiles = {
-        "xz": Y * math.ceil(n_out / plan["core"][0]) * math.ceil(X / plan["core"][1]),
-        "yz": X * math.ceil(n_out / plan["core"][0]) * math.ceil(Y / plan["core"][1]),
-    }
+    n_tiles = {"xz": Y * math.prod(len(sp) for sp in plane_layout(plan, n_out, X)[2:]),
+               "yz": X * math.prod(len(sp) for sp in plane_layout(plan, n_out, Y)[2:])}
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -10,7 +10,9 @@ from isonet_ij.config import Config, TrainedModel  # noqa: E402
 from isonet_ij.restore import (  # noqa: E402
     _FN_CACHE,
     BYTES_PER_PIXEL,
+    MIN_CORE,
     plan_tiles,
+    tile_spans,
     restore,
     restore_stack,
     self_consistency,
@@ -37,22 +39,51 @@ def smooth_volume(shape=(6, 40, 44), seed=0):
 @pytest.mark.parametrize("arch", nets.ARCHS)
 def test_tiled_restoration_equals_untiled(arch):
     tm = model(arch, seed=3)
-    vol = smooth_volume()
+    vol = smooth_volume((6, 40, 200))
     whole, info_w = restore(vol, tm, return_info=True)
-    assert info_w["plan"]["core"] == [16, 44]  # one tile per plane
-    # a budget for 2 tiles of ~ (16+2h) x (24+2h): several tiles per plane
-    h = info_w["plan"]["halo"]
-    budget = 2 * (16 + 2 * h) * (24 + 2 * h) * BYTES_PER_PIXEL[arch]
+    assert info_w["plan"]["tiles"] == [1, 1]  # one tile: the whole (bordered) plane
+    # a budget for 2 narrow tiles: several tiles along the plane's columns, a smaller batch
+    h, frame_rows = info_w["plan"]["halo"], info_w["plan"]["frame"][0]
+    budget = 2 * frame_rows * (MIN_CORE + 2 * h + 8) * BYTES_PER_PIXEL[arch]
     tiled, info_t = restore(vol, tm, max_memory=budget, return_info=True)
-    assert info_t["plan"]["core"][1] < 44 and info_t["plan"]["batch"] <= 2
-    assert whole.shape == tiled.shape == (grid.n_output_slices(6, 3), 40, 44)
+    assert info_t["plan"]["tiles"][1] > 1 and info_t["plan"]["batch"] <= 2
+    assert whole.shape == tiled.shape == (grid.n_output_slices(6, 3), 40, 200)
     lo, hi = info_w["normalization"]["low"], info_w["normalization"]["high"]
     np.testing.assert_allclose(pairs.normalize(tiled, lo, hi), pairs.normalize(whole, lo, hi), atol=1e-5)
 
 
+@pytest.mark.parametrize(("F", "T", "h"), [(60, 60, 8), (200, 88, 36), (1000, 120, 36), (64, 40, 12), (36, 32, 8)])
+def test_tile_spans_cover_the_frame_and_keep_a_halo_from_inner_edges(F, T, h):
+    spans = tile_spans(F, T, h)
+    assert spans[0][1] == 0 and spans[-1][2] == F
+    for (s0, a0, b0), (s1, a1, b1) in zip(spans, spans[1:]):
+        assert a1 <= b0  # no gap (an overlap rewrites equal values)
+    for s, a, b in spans:
+        assert s % 4 == 0 and 0 <= s and s + min(T, F) <= F
+        assert a == 0 or a - s >= h  # inner edges: a halo of context
+        assert b == F or s + T - b >= h
+
+
+def test_border_margin_changes_only_outputs_near_the_plane_border():
+    from isonet_ij.restore import apply_to_planes
+
+    tm = model("isonet1", seed=3)
+    planes = np.random.default_rng(0).random((2, 40, 60)).astype(np.float32)
+    small = apply_to_planes(tm.net, planes, plan_tiles(40, 60, "isonet1", border=0))
+    wide = apply_to_planes(tm.net, planes, plan_tiles(40, 60, "isonet1", border=16))
+    r = nets.receptive_field("isonet1")
+    np.testing.assert_allclose(small[:, r:-r, r:-r], wide[:, r:-r, r:-r], atol=1e-5)
+    assert np.abs(small - wide).max() > 1e-3  # the border region does differ
+    # a (rows, cols) border: reflected z rows only
+    rows_only = plan_tiles(40, 60, "isonet1", border=(8, 0))
+    assert rows_only["frame"] == (56, 60) and rows_only["border"] == (8, 0)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        plan_tiles(40, 60, "isonet1", border=6)
+
+
 def test_network_is_traced_once_for_both_passes():
     tm = model("isonet1")
-    restore(smooth_volume((4, 24, 20)), tm)
+    restore(smooth_volume((4, 24, 24)), tm)
     fns = list(_FN_CACHE[tm.net].values())
     assert len(fns) == 1 and fns[0].experimental_get_tracing_count() == 1
 
@@ -126,8 +157,12 @@ def test_bad_inputs_are_clear_errors():
 
 def test_plan_tiles_respects_the_budget_and_multiples_of_four():
     p = plan_tiles(121, 512, "isonet2", batch_size=8, max_memory="256M")
-    assert p["bytes"] <= 256 * 2**20
-    assert all(c % 4 == 0 for c in p["core"]) and p["halo"] >= nets.receptive_field("isonet2")
+    assert p["bytes"] <= 256 * 2**20 and p["tiles"] == (1, 1)  # whole planes, a smaller batch
+    assert 1 <= p["batch"] < 8
+    p = plan_tiles(121, 512, "isonet2", batch_size=8, max_memory="64M")
+    assert p["bytes"] <= 64 * 2**20
+    assert all(t % 4 == 0 for t in p["tile"]) and p["halo"] >= nets.receptive_field("isonet2")
+    assert p["batch"] == 1 and p["tiles"][1] > 1 and p["tile"][1] < p["frame"][1]  # batch first, then split
 
 
 def test_self_consistency_is_high_for_a_forward_consistent_volume():
