@@ -7,8 +7,8 @@ on the grid of :mod:`isonet_ij.grid` (acquired slice ``i`` at output slice ``i*f
    ones), never per tile or chunk;
 2. interpolate along z (bicubic, the grid's Keys kernel) chunk by chunk;
 3. apply the network to every xz plane (rows z, cols x) and every yz plane (rows z,
-   cols y), reflect-padded by a small border (``BORDER`` = 8 pixels; the network's own zero
-   padding acts beyond it, as in a whole-plane pass), whole when a batch of such frames
+   cols y), reflect-padded by a small border (``BORDER``: 8 rows along z, none along x / y;
+   the network's own zero padding acts beyond it, as in a whole-plane pass), whole when a batch of such frames
    fits the memory budget, else cut into tiles of one fixed shape that overlap by a halo
    >= the receptive field, in fixed-size batches through a single ``tf.function`` (traced
    once per shape; no ``model.predict``) or onnxruntime session;
@@ -71,10 +71,11 @@ BYTES_PER_PIXEL = {"isonet1": 1000, "isonet2": 1000}
 DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB
 #: Smallest tile core (rows, cols) :func:`plan_tiles` shrinks to before reducing the batch.
 MIN_CORE = 16
-#: Reflected margin at plane borders (pixels). Beyond it the network's own zero padding
-#: applies, as in a whole-plane pass; a full receptive-field margin would process 2.4x the
-#: pixels of a 128-wide plane (IsoNet-2) for outputs that differ only within it of the border.
-BORDER = 8
+#: Reflected margin at plane borders (pixels): (rows = z, cols = x or y). Beyond it the
+#: network's own zero padding applies, as in a whole-plane pass. Measured on the three
+#: pairings at 128^3 (benchmarks/results/border.md): a full receptive-field margin (36)
+#: processes 2.4x the pixels for at most 0.05 dB; z rows are where a margin matters.
+BORDER = (8, 0)
 DEFAULT_BATCH = 8
 
 

@@ -48,7 +48,7 @@ _RESTORE_DESCRIPTION = """\
 Restore isotropic resolution with a trained model: the input is interpolated along z
 (bicubic) onto the isotropic grid -- acquired slice i at output slice i*F, floor((Z-1)*F)+1
 output slices (nothing extrapolated) -- the network is applied to every xz and every yz
-plane (reflected by an 8-pixel border; whole when it fits --max-memory, else in
+plane (8 rows reflected at the z ends; whole when it fits --max-memory, else in
 fixed-size tiles overlapping by a halo >= the receptive field), and the two results are
 fused (mean, or geometric mean). Percentiles are computed once per volume (per channel
 over all timepoints for ZCYX / TZCYX stacks, restored channel by channel and timepoint by
