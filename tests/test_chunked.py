@@ -17,6 +17,18 @@ def demo():
     return str(path), trained_model(path, backend="onnx")
 
 
+def normalized_diff(out, reference, info) -> float:
+    """Max abs difference in the network's normalized units (the issue's 1e-5 bound).
+
+    Chunked and in-memory runs feed the network frames of different widths, so onnxruntime
+    may sum in another order: a float32 ulp or two of the output (3e-5 at values ~200 in
+    input units, 3e-7 normalized). A seam or a wrong halo would be >= 1e-3 normalized.
+    """
+    scale = info["normalization"]["high"] - info["normalization"]["low"]
+    return float(np.abs(np.asarray(out, dtype=np.float64) - reference).max() / scale)
+
+
+
 @pytest.fixture(scope="module")
 def volume():
     rng = np.random.default_rng(0)
@@ -61,7 +73,7 @@ def test_chunked_equals_in_memory_threads(tmp_path, demo, volume, reference):
     assert info["factor"] == 4 and info["n_chunks"] == 3 * 3
     res = io_zarr.open_zarr_volume(tmp_path / "out.zarr")
     assert res.voxel_size == (0.25, 0.25, 0.25)
-    diff = np.abs(np.asarray(res) - reference).max()
+    diff = normalized_diff(res, reference, info)
     assert res.shape == reference.shape and diff <= 1e-5, diff
 
 
@@ -86,7 +98,7 @@ def test_resume_skips_finished_chunks(tmp_path, demo, volume, reference):
     info = chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(16, 16), workers=1, resume=True)
     assert info["skipped"] == len(done) and not (set(info["computed"]) & done)
     assert len(info["computed"]) + len(done) == 9
-    np.testing.assert_allclose(np.asarray(io_zarr.open_zarr_volume(out)), reference, atol=1e-5, rtol=0)
+    assert normalized_diff(io_zarr.open_zarr_volume(out), reference, info) <= 1e-5
     with pytest.raises(ValueError, match="differ"):
         chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(32, 16), resume=True)
 
@@ -111,7 +123,7 @@ def test_local_cluster_processes(tmp_path, demo, volume, reference):
         loads = client.run(lambda: __import__("isonet_ij.chunked").chunked.LOADS["n"])
     assert len(info["computed"]) == 4
     assert all(n <= 1 for n in loads.values()), loads
-    diff = np.abs(np.asarray(io_zarr.open_zarr_volume(tmp_path / "out.zarr")) - reference).max()
+    diff = normalized_diff(io_zarr.open_zarr_volume(tmp_path / "out.zarr"), reference, info)
     assert diff <= 1e-5, diff
 
 
@@ -154,8 +166,8 @@ def test_tiff_source_is_read_by_regions_and_equals_in_memory(tmp_path, demo, vol
     assert not LazyTiffVolume(packed)._contiguous
     for src, factor in ((plain, None), (packed, 4)):
         out = tmp_path / f"{src.stem}.zarr"
-        chunked.restore_chunked(src, demo[1], factor=factor, out=out, chunks=(20, 16), workers=2)
-        diff = np.abs(np.asarray(io_zarr.open_zarr_volume(out)) - reference).max()
+        info = chunked.restore_chunked(src, demo[1], factor=factor, out=out, chunks=(20, 16), workers=2)
+        diff = normalized_diff(io_zarr.open_zarr_volume(out), reference, info)
         assert diff <= 1e-5, (src.name, diff)
 
 
@@ -190,8 +202,8 @@ def test_max_memory_bounds_all_processes_and_sets_the_column_size(tmp_path, demo
     assert m["resident_at_start"] >= held * 0.9 and m["workers"] == 2
     assert m["block_bytes"] <= m["per_worker"] * chunked.BLOCK_SHARE
     assert small["n_chunks"] > large["n_chunks"] == 1
-    np.testing.assert_allclose(np.asarray(io_zarr.open_zarr_volume(tmp_path / "s.zarr")),
-                               np.asarray(io_zarr.open_zarr_volume(tmp_path / "l.zarr")), atol=1e-5)
+    assert normalized_diff(io_zarr.open_zarr_volume(tmp_path / "s.zarr"),
+                           np.asarray(io_zarr.open_zarr_volume(tmp_path / "l.zarr")), small) <= 1e-5
 
 
 def test_onnx_workers_never_import_tensorflow(tmp_path, demo, volume):
