@@ -244,7 +244,7 @@ def write_report(args, rows):
                      f"{r['wall_s']:.0f} | {r['voxels_per_s'] / 1e6:.2f} M | "
                      f"{r['peak_rss'] / 2**20:.0f} | {'yes' if r['under_limit'] else 'NO'} | "
                      f"{_per_process(r)} | {r['max_abs_diff_normalized']:.1e} |")
-    lines += ["", "`threads`: one process, a thread pool of N workers sharing one onnxruntime session. "
+    lines += ["", "`threads`: one process, dask's threaded scheduler with N threads sharing one onnxruntime session. "
               "`processes`: a dask.distributed LocalCluster of N single-threaded worker processes started by the "
               "command (scheduler and nannies in the command's process), each loading the model once. "
               "The run measures what its processes hold with the model loaded and splits the rest of the "

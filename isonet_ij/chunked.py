@@ -20,7 +20,8 @@
    ``isonet_done`` array of the output group (one zarr chunk per column, so markers never
    race). ``resume=True`` skips marked columns.
 
-Scheduling: ``"threads"`` (a thread pool in this process; the model is shared),
+Scheduling: ``"threads"`` (dask's threaded scheduler on a graph of column tasks in this
+process; the model is shared),
 ``"processes"`` (a ``dask.distributed.LocalCluster`` with ``workers`` single-threaded
 worker processes), a scheduler address (``"tcp://host:8786"``) or a
 ``distributed.Client``. A worker loads the model once (cached per process by source) and
@@ -323,24 +324,38 @@ def _ceil_to(n, m):
 
 
 class _ThreadExec:
-    def __init__(self, workers):
-        from concurrent.futures import ThreadPoolExecutor
+    """Dask's threaded scheduler (``dask.threaded.get``) in this process; the model is shared."""
 
-        self.pool = ThreadPoolExecutor(max_workers=workers)
+    def __init__(self, workers):
+        import dask.threaded  # noqa: F401 - imported before the run measures what it holds
+
         self.workers = workers
 
-    def submit(self, fn, *args):
-        return self.pool.submit(fn, *args)
+    def run(self, tasks, on_done):
+        """Run ``tasks`` [(key, fn, args)] as a dask graph, ``workers`` at a time; ``on_done(result)``
+        is called in this thread as each finishes (a dask callback). An exception (one of a
+        task's, or one ``on_done`` raises) returns only once the running tasks have finished."""
+        from concurrent.futures import ThreadPoolExecutor
 
-    def wait_one(self, futures):
-        from concurrent.futures import FIRST_COMPLETED, wait
+        import dask.threaded
+        from dask.callbacks import Callback
 
-        done, _ = wait(futures, return_when=FIRST_COMPLETED)
-        return done
+        # partial: dask must not look into the arguments (tuples of ints look like tasks)
+        graph = {key: (partial(fn, *args),) for key, fn, args in tasks}
+        if not graph:
+            return
 
-    def cancel(self, futures):
-        for f in futures:
-            f.cancel()
+        class _Done(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                on_done(result)
+
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            with _Done():
+                # dask submits no more than num_workers (= the pool's) tasks at a time
+                dask.threaded.get(graph, list(graph), pool=pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def put(self, obj):
         return obj
@@ -354,7 +369,7 @@ class _ThreadExec:
         return rss, {"this process": rss}
 
     def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        pass
 
 
 class _DaskExec:
@@ -383,17 +398,29 @@ class _DaskExec:
                 raise SchedulerError(msg) from None
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or (workers or 1))
 
-    def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
-
-    def wait_one(self, futures):
+    def run(self, tasks, on_done):
+        """Submit ``tasks`` [(key, fn, args)] as futures, at most 2 per worker in flight (the
+        scheduler holds no backlog of large arguments); ``on_done(result)`` as each finishes."""
         from distributed import wait
 
-        res = wait(list(futures), return_when="FIRST_COMPLETED")
-        return res.done
-
-    def cancel(self, futures):
-        self.client.cancel(list(futures))
+        window = 2 * self.workers
+        pending, it = set(), iter(tasks)
+        try:
+            while True:
+                while len(pending) < window:
+                    nxt = next(it, None)
+                    if nxt is None:
+                        break
+                    _, fn, args = nxt
+                    pending.add(self.client.submit(fn, *args, pure=False))
+                if not pending:
+                    break
+                for fut in wait(list(pending), return_when="FIRST_COMPLETED").done:
+                    pending.discard(fut)
+                    on_done(fut.result())
+        except BaseException:
+            self.client.cancel(list(pending))
+            raise
 
     def put(self, obj):
         return self.client.scatter(obj, broadcast=True) if isinstance(obj, np.ndarray) else obj
@@ -472,7 +499,8 @@ def restore_chunked(
     max_memory : int or str, optional
         Summed RSS of every process of the run (default 4 GiB; see the module doc).
     progress : bool
-        tqdm bar over columns.
+        tqdm bar over columns (driven by a dask callback with threads, by finished futures
+        with dask.distributed).
     on_chunk : callable(idx, n_done, n_total), optional
         Called in this process after each finished column (raising stops the run: the
         finished columns stay marked for ``resume``).
@@ -639,29 +667,17 @@ def restore_chunked(
 
             bar = tqdm(total=n_total, initial=skipped, unit="chunk", desc="restore", dynamic_ncols=True)
         src_arg = ex.put(src_spec)
-        window = 2 * ex.workers
-        pending = set()
-        it = iter(todo)
+
+        def on_done(idx):
+            computed.append(tuple(idx))
+            if bar is not None:
+                bar.update(1)
+            if on_chunk is not None:
+                on_chunk(tuple(idx), skipped + len(computed), n_total)
+
         try:
-            while True:
-                while len(pending) < window:
-                    nxt = next(it, None)
-                    if nxt is None:
-                        break
-                    pending.add(ex.submit(_run_block, src_arg, model_spec, str(out), nxt[0], nxt[1], params))
-                if not pending:
-                    break
-                for fut in ex.wait_one(pending):
-                    pending.discard(fut)
-                    idx = tuple(fut.result())
-                    computed.append(idx)
-                    if bar is not None:
-                        bar.update(1)
-                    if on_chunk is not None:
-                        on_chunk(idx, skipped + len(computed), n_total)
-        except BaseException:
-            ex.cancel(pending)
-            raise
+            ex.run([(("col", *idx), _run_block, (src_arg, model_spec, str(out), idx, geom, params))
+                    for idx, geom in todo], on_done)
         finally:
             if bar is not None:
                 bar.close()

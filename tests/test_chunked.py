@@ -69,8 +69,13 @@ def test_plain_zarr_needs_factor(tmp_path, demo):
 def test_chunked_equals_in_memory_threads(tmp_path, demo, volume, reference):
     src = tmp_path / "in.zarr"
     io_zarr.write_ome_zarr(src, volume, voxel_size=(1.0, 0.25, 0.25), chunks=(4, 16, 16))
-    info = chunked.restore_chunked(src, demo[1], out=tmp_path / "out.zarr", chunks=(16, 20), workers=2)
+    from dask.callbacks import Callback
+
+    finished = []  # the columns run on dask's threaded scheduler: its callbacks see each task
+    with Callback(posttask=lambda key, result, dsk, state, worker_id: finished.append(key)):
+        info = chunked.restore_chunked(src, demo[1], out=tmp_path / "out.zarr", chunks=(16, 20), workers=2)
     assert info["factor"] == 4 and info["n_chunks"] == 3 * 3
+    assert sorted(finished) == sorted(("col", by, bx) for by in range(3) for bx in range(3))
     res = io_zarr.open_zarr_volume(tmp_path / "out.zarr")
     assert res.voxel_size == (0.25, 0.25, 0.25)
     diff = normalized_diff(res, reference, info)

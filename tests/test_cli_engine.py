@@ -234,12 +234,15 @@ def test_bench_lists_every_benchmark_script_with_its_profile(capsys):
     from pathlib import Path
 
     from isonet_ij.cli import main
-    from isonet_ij.cli._bench import BENCHMARKS
+    from isonet_ij.cli._bench import BENCHMARKS, COMMITTED_CELLS
 
     assert main(["bench", "all", "--profile", "full", "--dry-run", "--", "--seed", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(BENCHMARKS)
-    for line, (script, profiles) in zip(lines, BENCHMARKS.values()):
+    for line, (name, (script, profiles)) in zip(lines, BENCHMARKS.items()):
         path = Path(line.split()[1])
         assert path.name == script and path.is_file()
-        assert line.endswith(" ".join([*profiles["full"], "--seed", "1"]))
+        # full-profile cells of the long benchmarks live in the repository (resumable across sessions)
+        cells = ["--cache", str(path.parent / "results" / "cells" / name)] if name in COMMITTED_CELLS else []
+        assert line.endswith(" ".join([*profiles["full"], *cells, "--seed", "1"]))
+        assert "results/quick" not in line

@@ -15,7 +15,7 @@ from pathlib import Path
 BENCHMARKS = {
     "table1": ("bench_engine_quality.py", {"quick": ["--size", "128", "--minutes", "1", "--seeds", "0"],
                                            "full": ["--size", "128", "--minutes", "15", "--seeds", "0,1,2",
-                                                    "--ablations"]}),
+                                                    "--ablations", "--out", "benchmarks/results/table1.md"]}),
     "peer": ("bench_peer.py", {"quick": ["--size", "128", "--minutes", "1", "--real", "A1,A3"],
                                "full": ["--size", "128", "--minutes", "15", "--real", "A1,A3"]}),
     "border": ("bench_border.py", {"quick": ["--size", "128", "--steps", "150", "--repeats", "1"],
@@ -32,12 +32,18 @@ BENCHMARKS = {
                                      "full": ["--shape", "16", "2800", "2816", "--max-memory", "450M"]}),
 }
 
+#: scripts whose full-profile cells are kept in the repository (benchmarks/results/cells/NAME):
+#: a full run takes hours on a CPU, so it is done over several sessions and each resumes
+#: from the cells committed by the last; quick-profile cells stay in the ignored cache.
+COMMITTED_CELLS = ("table1", "peer", "segmentation", "real", "psf-auto", "border")
+
 _DESCRIPTION = """\
 Run a benchmark of benchmarks/ (source checkout) and write its table to
 benchmarks/results/. Profiles: quick (one seed, about a minute per model; `all` is estimated at
 about 75 minutes on 2 CPU cores; tables go to benchmarks/results/quick/, so the committed
 results stay) and full (the committed results: 15 minutes per model, all seeds). Every script caches finished cells,
-so an interrupted run resumes where it stopped. Arguments after `--` go to the script
+so an interrupted run resumes where it stopped (full-profile cells are kept in
+benchmarks/results/cells/, committed, so a run spread over several sessions resumes). Arguments after `--` go to the script
 (e.g. `isonet bench table1 -- --pairings nuclei`; see `python benchmarks/SCRIPT --help`).
 
 """ + "\n".join(f"  {name:13s} benchmarks/{script}" for name, (script, _) in BENCHMARKS.items())
@@ -60,7 +66,12 @@ def command_lines(name: str, profile: str, extra=()) -> list[list[str]]:
     lines = []
     for n in names:
         # quick tables land beside, not over, the committed (full) results
-        out = ["--out", str(folder / "results" / "quick" / f"{n}.md")] if profile == "quick" else []
+        if profile == "quick":
+            out = ["--out", str(folder / "results" / "quick" / f"{n}.md")]
+        elif n in COMMITTED_CELLS:
+            out = ["--cache", str(folder / "results" / "cells" / n)]
+        else:
+            out = []
         lines.append([sys.executable, str(folder / BENCHMARKS[n][0]), *BENCHMARKS[n][1][profile], *out, *extra])
     return lines
 
