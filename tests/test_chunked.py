@@ -240,3 +240,51 @@ def test_cli_restores_an_ome_zarr_input_to_a_tiff_when_it_fits(tmp_path, demo, v
     out = read_volume(tmp_path / "o.tif")
     np.testing.assert_allclose(out.voxel_size, (0.25, 0.25, 0.25), rtol=1e-6)
     assert np.abs(out.data - reference).max() <= 1e-4
+
+
+def test_sigkill_midway_then_resume_completes_without_recomputing(tmp_path, demo, volume, reference):
+    """A real kill (SIGKILL of the restoring process), not an exception: the columns marked done
+    survive, a resumed run computes only the others, and the result is the in-memory one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import zarr
+
+    np.save(tmp_path / "v.npy", volume)
+    out = tmp_path / "o.zarr"
+    # 3 x 3 columns, one thread, a pause after each column so that the kill lands midway
+    code = (
+        "import time, numpy as np\n"
+        "from isonet_ij import chunked\n"
+        f"chunked.restore_chunked(np.load({str(tmp_path / 'v.npy')!r}), {demo[0]!r}, factor=4, backend='onnx',"
+        f" out={str(out)!r}, chunks=(16, 16), workers=1, on_chunk=lambda *a: time.sleep(0.5))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    done = set()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                marks = np.asarray(zarr.open_group(str(out), mode="r")[chunked.DONE][...])
+                if marks.sum() >= 2:
+                    break
+            except Exception:  # noqa: BLE001 - the output is not created yet
+                pass
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    marks = np.asarray(zarr.open_group(str(out), mode="r")[chunked.DONE][...])
+    done = {tuple(int(v) for v in d) for d in np.argwhere(marks)}
+    assert 2 <= len(done) < 9
+    info = chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(16, 16), workers=1, resume=True)
+    assert info["skipped"] == len(done) and not (set(info["computed"]) & done)
+    assert len(info["computed"]) + len(done) == 9
+    assert normalized_diff(io_zarr.open_zarr_volume(out), reference, info) <= 1e-5
