@@ -11,11 +11,13 @@ benchmark found it best on A1). Each output is scored against the original volum
 to the restoration grid: PSNR after the least-squares affine intensity fit and SSIM.
 
 Part 2, B1 (mesoSPIM light sheet, nuclei; sampling ~isotropic but axial blur ~2.5x
-lateral, no ground truth): IsoNet-2 split with factor 1 and the PSF estimated from the
-volume (``--psf auto``). Judged by how close axial resolution comes to lateral: the
-spectral cut-off along each axis (:func:`axis_cutoffs`) and the ratio of resolutions
-z / x (1.0 = isotropic), plus the extra axial Gaussian blur that
-``psf_estimate.estimate_axial_blur`` still sees (sigma_extra, voxels).
+lateral, no ground truth): IsoNet-2 split with factor 1 and two PSFs: the one estimated from
+the volume (``--psf auto``) and the one under which its nuclei are round on average
+(:func:`objects_psf_spec`). Judged by how close axial resolution comes to lateral: the
+autocorrelation width ratio z / x (:func:`acf_fwhm`; object-level), the spectral cut-off
+along each axis (:func:`axis_cutoffs`) and their ratio z / x (1.0 = isotropic), plus the
+extra axial Gaussian blur that ``psf_estimate.estimate_axial_blur`` still sees
+(sigma_extra, voxels).
 
 Montages (central xz slices; B1: xy and xz before / after) are written next to ``--out``.
 Every finished cell is cached (``--cache``); a rerun resumes. Results:
@@ -155,6 +157,45 @@ def axis_cutoffs(vol, *, ratio: float = 2.0) -> dict:
     return ks
 
 
+def acf_fwhm(vol) -> list:
+    """FWHM (voxels) of the autocorrelation of a (Z, Y, X) volume along z, y and x.
+
+    Mean removed, zero-padded FFT (no wrap-around), normalised to 1 at zero lag; the width is
+    where the profile through the origin first falls to 0.5, interpolated linearly. For
+    content of round objects (nuclei) the ratio z / x measures how much longer objects
+    look along z: 1.0 = isotropic.
+    """
+    v = np.asarray(vol, dtype=np.float64)
+    v = v - v.mean()
+    shape = [2 * n for n in v.shape]
+    ac = np.fft.irfftn(np.abs(np.fft.rfftn(v, s=shape, axes=(0, 1, 2))) ** 2, s=shape, axes=(0, 1, 2))
+    ac /= ac[0, 0, 0]
+    widths = []
+    for axis, n in enumerate(v.shape):
+        prof = np.moveaxis(ac, axis, 0)[:n, 0, 0]
+        below = np.flatnonzero(prof < 0.5)
+        if below.size == 0:
+            widths.append(float(2 * n))
+            continue
+        i = int(below[0])
+        widths.append(float(2 * ((i - 1) + (prof[i - 1] - 0.5) / (prof[i - 1] - prof[i]))))
+    return widths
+
+
+def objects_psf_spec(vol, sigma_xy: float):
+    """Gaussian PSF spec from the assumption that the imaged objects are round on average.
+
+    The axial autocorrelation is then the lateral one widened by the extra axial blur: a
+    Gaussian blur of sigma ``s`` widens the autocorrelation by a Gaussian of sigma
+    ``s * sqrt(2)``, so ``s = sqrt(w_z^2 - w_xy^2) / (2 sqrt(2 ln 2) sqrt(2))`` with the
+    :func:`acf_fwhm` widths. Returns ``(spec, s)``; sigmas in voxels.
+    """
+    wz, wy, wx = acf_fwhm(vol)
+    wl = 0.5 * (wy + wx)
+    s = float(np.sqrt(max(wz * wz - wl * wl, 0.0)) / (2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(2.0)))
+    return f"gaussian:{sigma_xy:.4g},{float(np.hypot(sigma_xy, s)):.4g}", s
+
+
 # ---------------------------------------------------------------- montages
 
 
@@ -261,37 +302,42 @@ def thinned_step(args, cache: Path, name: str, full: np.ndarray, step: int) -> d
 
 
 def no_gt_part(args, cache: Path, vol: np.ndarray) -> dict:
-    """B1: factor 1, PSF estimated from the volume; returns {"input": cell, "isonet2": cell}."""
+    """B1: factor 1, two PSFs: the product's estimate (``--psf auto``) and the round-objects
+    one (:func:`objects_psf_spec`); returns {"input": cell, "arms": {arm: cell}, ...}."""
     from isonet_ij.psf_estimate import auto_psf_spec
 
     factor = 1.0  # sampling is ~isotropic; training accepts factor >= 1 (Config, grid.check_factor)
 
     def measure(out, **extra):
+        w = acf_fwhm(out)
         return {**axis_cutoffs(out), "axial_extra_sigma": float(estimate(out, 1.0)["sigma_extra"]),
+                "acf_fwhm_zyx": w, "acf_z_over_x": w[0] / w[2],
                 "xy": _pack(central_xy(out)), "xz": _pack(central_xz(out)), **extra}
 
     est = cached(cache, f"{NO_GT}_auto_psf", lambda: dict(zip(("psf", "estimate"), auto_psf_spec(vol, factor))))
+    sigma_xy = float(est["psf"].split(":")[1].split(",")[0])
+    obj_spec, obj_sigma = objects_psf_spec(vol, sigma_xy)
     rows = {"factor": factor, "psf": est["psf"], "estimate": est["estimate"],
-            "input": cached(cache, f"{NO_GT}_input", lambda: measure(vol))}
+            "objects_psf": obj_spec, "objects_sigma_extra": obj_sigma,
+            "input": cached(cache, f"{NO_GT}_input_acf", lambda: measure(vol)), "arms": {}}
+    for arm, spec in (("auto", est["psf"]), ("objects", obj_spec)):
+        def compute(spec=spec):
+            out, info = train_restore(vol, factor, gaussian(spec), spec, args, args.train_steps)
+            return measure(out, psf=spec, **info)
 
-    def compute():
-        out, info = train_restore(vol, factor, gaussian(est["psf"]), est["psf"], args, args.train_steps)
-        return measure(out, psf=est["psf"], **info)
-
-    rows["isonet2"] = cached(cache, f"{NO_GT}_isonet2_auto_st{args.train_steps}_seed{args.seed}", compute)
-    for arm in ("input", "isonet2"):
-        c = rows[arm]
-        log.info("%s %s: k_z %.3f k_x %.3f (z/x %.2f), sigma_extra %.2f", NO_GT, arm, c["k_z"], c["k_x"],
-                 c["res_z_over_x"], c["axial_extra_sigma"])
+        rows["arms"][arm] = cached(cache, f"{NO_GT}_isonet2_{arm}_{_spec_key(spec)}_st{args.train_steps}"
+                                          f"_seed{args.seed}_acf", compute)
+    for arm, c in (("input", rows["input"]), *rows["arms"].items()):
+        log.info("%s %s: k_z %.3f k_x %.3f (z/x %.2f), ACF z/x %.2f, sigma_extra %.2f", NO_GT, arm, c["k_z"],
+                 c["k_x"], c["res_z_over_x"], c["acf_z_over_x"], c["axial_extra_sigma"])
     out = Path(args.out)
     panels = []
-    for arm, label in (("input", "before"), ("isonet2", "after (IsoNet-2)")):
-        c = rows[arm]
+    for label, c in (("before", rows["input"]), *((f"IsoNet-2, {a} PSF", c) for a, c in rows["arms"].items())):
         panels += [(f"{label}: xy", np.asarray(c["xy"])),
-                   (f"{label}: xz\nres z/x {c['res_z_over_x']:.2f}", np.asarray(c["xz"]))]
+                   (f"{label}: xz\nACF z/x {c['acf_z_over_x']:.2f}", np.asarray(c["xz"]))]
     save_montage(out.with_name(f"{out.stem}_{NO_GT}.png"), panels,
-                 f"{NO_GT} (light sheet, factor {factor:g}), central xy / xz slices; "
-                 f"IsoNet-2 {args.train_steps} steps, PSF {est['psf']} (estimated)")
+                 f"{NO_GT} (light sheet, factor {factor:g}), central xy / xz slices; IsoNet-2 {args.train_steps} "
+                 f"steps; PSF auto {est['psf']}, round objects {obj_spec}")
     return rows
 
 
@@ -337,20 +383,27 @@ def report(args, thinned: dict, no_gt) -> None:
                     + f" | {iso.get('train_s', 0):.0f} | [{png}]({png}) |")
         lines.append("")
     if no_gt:
-        i, o = no_gt["input"], no_gt["isonet2"]
         png = f"{out.stem}_{NO_GT}.png"
         lines += [f"## {NO_GT}: light sheet, no ground truth, factor {no_gt['factor']:g}", "",
-                  (f"PSF estimated from the volume (`--psf auto`): `{no_gt['psf']}` (sigma_extra "
-                  f"{no_gt['estimate'].get('sigma_extra', float('nan')):.2f} voxels). Spectral cut-off per axis: "
+                  ("Two PSFs for IsoNet-2: `auto`, the product's estimate from the volume (`--psf auto`: "
+                  f"`{no_gt['psf']}`, sigma_extra {no_gt['estimate'].get('sigma_extra', float('nan')):.2f} voxels, "
+                  "a 3D spectrum fit), and `objects`, from the assumption that the nuclei are round on average: "
+                  "the extra axial Gaussian blur that widens the autocorrelation along z to what it is "
+                  f"(`{no_gt['objects_psf']}`, sigma_extra {no_gt['objects_sigma_extra']:.2f} voxels)."), "",
+                  ("Measures: ACF z/x = FWHM of the volume's autocorrelation along z over that along x (for "
+                  "round objects 1.0 = isotropic; the object-level measure). Spectral cut-off per axis: "
                   "mean 1D power spectrum of every line along the axis (mean removed, Hann window), 3-bin "
                   "smoothed; the first frequency where it falls below 2x the noise floor (median power at "
                   ">= 0.4 cycles/voxel along that axis, but at least the lateral floor: an interpolated or "
-                  "smoothed z axis has next to no floor of its own). res z/x = k_x / k_z (1.0 = isotropic). sigma_extra: extra axial "
-                  "Gaussian blur seen by `psf_estimate.estimate_axial_blur` (voxels, 0 = axial as sharp as "
-                  "lateral)."), "",
-                  "| | k_z | k_y | k_x (cycles/voxel) | res z/x | sigma_extra |", "|---|---|---|---|---|---|"]
-        for label, c in (("input", i), (f"IsoNet-2 ({args.train_steps} steps)", o)):
-            lines.append(f"| {label} | {c['k_z']:.3f} | {c['k_y']:.3f} | {c['k_x']:.3f} | "
+                  "smoothed z axis has next to no floor of its own). res z/x = k_x / k_z (1.0 = isotropic). "
+                  "sigma_extra: extra axial Gaussian blur seen by `psf_estimate.estimate_axial_blur` "
+                  "(voxels, 0 = axial as sharp as lateral)."), "",
+                  "| | PSF | ACF FWHM z / y / x (voxels) | ACF z/x | k_z | k_x (cycles/voxel) | res z/x | sigma_extra |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for label, c in (("input", no_gt["input"]),
+                         *((f"IsoNet-2, {a} ({args.train_steps} steps)", c) for a, c in no_gt["arms"].items())):
+            lines.append(f"| {label} | {c.get('psf', '')} | " + " / ".join(f"{w:.2f}" for w in c["acf_fwhm_zyx"])
+                         + f" | {c['acf_z_over_x']:.2f} | {c['k_z']:.3f} | {c['k_x']:.3f} | "
                          f"{c['res_z_over_x']:.2f} | {c['axial_extra_sigma']:.2f} |")
         lines += ["", (f"Montage: [{png}]({png}). Caveat: a network that smooths noise lowers its own noise "
                   "floor, so the cut-off can move outward without new detail; read it with the montage."), ""]
