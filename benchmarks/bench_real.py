@@ -182,15 +182,16 @@ def acf_fwhm(vol) -> list:
     return widths
 
 
-def objects_psf_spec(vol, sigma_xy: float):
+def objects_psf_spec(acf_widths, sigma_xy: float):
     """Gaussian PSF spec from the assumption that the imaged objects are round on average.
 
     The axial autocorrelation is then the lateral one widened by the extra axial blur: a
     Gaussian blur of sigma ``s`` widens the autocorrelation by a Gaussian of sigma
     ``s * sqrt(2)``, so ``s = sqrt(w_z^2 - w_xy^2) / (2 sqrt(2 ln 2) sqrt(2))`` with the
-    :func:`acf_fwhm` widths. Returns ``(spec, s)``; sigmas in voxels.
+    :func:`acf_fwhm` widths ``acf_widths`` (z, y, x) of the volume. Returns ``(spec, s)``;
+    sigmas in voxels.
     """
-    wz, wy, wx = acf_fwhm(vol)
+    wz, wy, wx = acf_widths
     wl = 0.5 * (wy + wx)
     s = float(np.sqrt(max(wz * wz - wl * wl, 0.0)) / (2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(2.0)))
     return f"gaussian:{sigma_xy:.4g},{float(np.hypot(sigma_xy, s)):.4g}", s
@@ -315,11 +316,10 @@ def no_gt_part(args, cache: Path, vol: np.ndarray) -> dict:
                 "xy": _pack(central_xy(out)), "xz": _pack(central_xz(out)), **extra}
 
     est = cached(cache, f"{NO_GT}_auto_psf", lambda: dict(zip(("psf", "estimate"), auto_psf_spec(vol, factor))))
-    sigma_xy = float(est["psf"].split(":")[1].split(",")[0])
-    obj_spec, obj_sigma = objects_psf_spec(vol, sigma_xy)
+    measured = cached(cache, f"{NO_GT}_input_acf", lambda: measure(vol))
+    obj_spec, obj_sigma = objects_psf_spec(measured["acf_fwhm_zyx"], est["estimate"]["sigma_xy"])
     rows = {"factor": factor, "psf": est["psf"], "estimate": est["estimate"],
-            "objects_psf": obj_spec, "objects_sigma_extra": obj_sigma,
-            "input": cached(cache, f"{NO_GT}_input_acf", lambda: measure(vol)), "arms": {}}
+            "objects_psf": obj_spec, "objects_sigma_extra": obj_sigma, "input": measured, "arms": {}}
     for arm, spec in (("auto", est["psf"]), ("objects", obj_spec)):
         def compute(spec=spec):
             out, info = train_restore(vol, factor, gaussian(spec), spec, args, args.train_steps)

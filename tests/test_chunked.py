@@ -28,7 +28,6 @@ def normalized_diff(out, reference, info) -> float:
     return float(np.abs(np.asarray(out, dtype=np.float64) - reference).max() / scale)
 
 
-
 @pytest.fixture(scope="module")
 def volume():
     rng = np.random.default_rng(0)
@@ -263,7 +262,6 @@ def test_sigkill_midway_then_resume_completes_without_recomputing(tmp_path, demo
         f" out={str(out)!r}, chunks=(16, 16), workers=1, on_chunk=lambda *a: time.sleep(0.5))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
-    done = set()
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
