@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell, synth_case, write_report  # noqa: E402
+from common import load_cell, save_cell, synth_case, trained_key, write_report  # noqa: E402
 
 PAIRINGS = ("nuclei", "membranes", "nuclei-membranes")
 
@@ -92,7 +92,7 @@ def main(argv=None):
     borders = [tuple(int(v) for v in b.split("x")) if "x" in b else int(b) for b in args.borders.split(",")]
     rows = []
     for kind in args.pairings.split(","):
-        key = f"{kind}_s{args.size}_seed{args.seed}_st{args.steps}_b{args.borders.replace(',', '-')}"
+        key = trained_key(f"{kind}_s{args.size}_seed{args.seed}_st{args.steps}_b{args.borders.replace(',', '-')}")
         cell = load_cell(args.cache, key)
         if cell is None:
             case, refs = synth_case(kind, args.size, args.seed)

@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell, synth_case  # noqa: E402
+from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
 from common import write_report as save_report  # noqa: E402
 
 PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's paper defaults)
@@ -110,7 +110,8 @@ def parse_args(argv=None):
 
 
 def cell_key(args, pairing, seed, method, extra=""):
-    return f"{pairing}_s{args.size}_seed{seed}_m{args.minutes:g}_{method}{extra}"
+    key = f"{pairing}_s{args.size}_seed{seed}_m{args.minutes:g}_{method}{extra}"
+    return key if method == "bicubic" or method.startswith("rl") else trained_key(key)
 
 
 def refs_key(args, pairing, seed):

@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell, synth_case  # noqa: E402
+from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
 from common import write_report as save_report  # noqa: E402
 
 PAIRINGS = {"nuclei": "nuclei", "membranes": "membranes", "nuclei-membranes": "nuclei-membranes"}
@@ -111,7 +111,9 @@ def parse_args(argv=None):
 def cell_key(args, pairing, method):
     steps = "" if args.care_steps_per_epoch is None else f"_spe{args.care_steps_per_epoch}"
     size = f"_s{args.size}" if pairing in PAIRINGS else f"_{args.real_psf.replace(':', '-').replace(',', '_')}"
-    return f"{pairing}{size}_seed{args.seed}_m{args.minutes:g}_{method}{steps if method.startswith('care') else ''}"
+    if method.startswith("care"):  # CSBDeep: our engine's revision does not touch it
+        return f"{pairing}{size}_seed{args.seed}_m{args.minutes:g}_{method}{steps}"
+    return trained_key(f"{pairing}{size}_seed{args.seed}_m{args.minutes:g}_{method}")
 
 
 def real_case(args, name):

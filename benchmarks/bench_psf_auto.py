@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell, synth_case  # noqa: E402
+from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
 
 SYNTH = {"membranes": "confocal", "nuclei-membranes": "light-sheet"}
 #: ``--psf auto:MODEL`` per pairing: the modality and what a user knows (immersion, dyes), not the NA
@@ -121,7 +121,7 @@ def synth_part(args, cache):
         case = None
         rows[kind] = {}
         for arm in ("true", "auto", "auto-model"):
-            key = f"synth_{kind}_s{args.size}_seed{args.seed}_st{args.steps}_{arm}"
+            key = trained_key(f"synth_{kind}_s{args.size}_seed{args.seed}_st{args.steps}_{arm}")
 
             def compute(arm=arm):
                 nonlocal case
@@ -181,7 +181,7 @@ def real_part(args, cache):
             "scores": scores(baselines.bicubic(acq, f) if f > 1 else acq)})
         arms = ["auto", *GUESSES] + ([f"auto:{REAL_MODEL[name]}"] if name in REAL_MODEL else [])
         for spec in arms:
-            key = f"real_{name}_seed{args.seed}_st{args.real_steps}_{spec.replace(':', '-').replace(',', '_')}"
+            key = trained_key(f"real_{name}_seed{args.seed}_st{args.real_steps}_{spec.replace(':', '-').replace(',', '_')}")
 
             def compute(spec=spec, acq=acq, f=f, dx=dx):
                 if spec.startswith("auto:"):

@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_peer import _machine_line
 from bench_psf_auto import REAL, cached, estimate, gaussian, train_restore
-from common import write_report
+from common import trained_key, write_report
 
 #: volumes with a ground truth (thinned in z) and the one without (restored at factor 1)
 THINNED = ("A1", "A3")
@@ -280,7 +280,8 @@ def thinned_step(args, cache: Path, name: str, full: np.ndarray, step: int) -> d
         "bicubic": (f"{name}_z{step}_bicubic", lambda: scored(baselines.bicubic(acq, f))),
         "rl": (f"{name}_z{step}_rl{args.rl_iterations}_{_spec_key(args.psf)}",
                lambda: scored(baselines.richardson_lucy(acq, h, f, iterations=args.rl_iterations), psf=args.psf)),
-        "isonet2": (f"{name}_z{step}_isonet2_{_spec_key(args.psf)}_st{args.train_steps}_seed{args.seed}", isonet),
+        "isonet2": (trained_key(f"{name}_z{step}_isonet2_{_spec_key(args.psf)}_st{args.train_steps}_seed{args.seed}"),
+                    isonet),
     }
     row = {"factor": f, "n_acquired": int(acq.shape[0]),
            "original": cached(cache, f"{name}_z{step}_original",
@@ -325,8 +326,8 @@ def no_gt_part(args, cache: Path, vol: np.ndarray) -> dict:
             out, info = train_restore(vol, factor, gaussian(spec), spec, args, args.train_steps)
             return measure(out, psf=spec, **info)
 
-        rows["arms"][arm] = cached(cache, f"{NO_GT}_isonet2_{arm}_{_spec_key(spec)}_st{args.train_steps}"
-                                          f"_seed{args.seed}_acf", compute)
+        rows["arms"][arm] = cached(cache, trained_key(f"{NO_GT}_isonet2_{arm}_{_spec_key(spec)}_st{args.train_steps}"
+                                                      f"_seed{args.seed}_acf"), compute)
     for arm, c in (("input", rows["input"]), *rows["arms"].items()):
         log.info("%s %s: k_z %.3f k_x %.3f (z/x %.2f), ACF z/x %.2f, sigma_extra %.2f", NO_GT, arm, c["k_z"],
                  c["k_x"], c["res_z_over_x"], c["acf_z_over_x"], c["axial_extra_sigma"])

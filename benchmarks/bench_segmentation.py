@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell  # noqa: E402
+from common import load_cell, save_cell, trained_key  # noqa: E402
 
 from isonet_ij import phantoms  # noqa: E402
 from isonet_ij.io import write_json  # noqa: E402
@@ -164,7 +164,7 @@ def segment_row(seed, name, vol, gt, thr, *, factor, voxel_size, dynamic, min_si
 
 
 def isonet_key(size: int, seed: int, minutes: float, dynamic: float, min_size: int) -> str:
-    return f"nuclei_s{size}_seed{seed}_m{minutes:g}_isonet2-split_dyn{dynamic:g}_min{min_size}"
+    return trained_key(f"nuclei_s{size}_seed{seed}_m{minutes:g}_isonet2-split_dyn{dynamic:g}_min{min_size}")
 
 
 def train_restore_isonet2(res: dict, seed: int, minutes: float, threads=None):

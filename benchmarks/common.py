@@ -14,6 +14,19 @@ from pathlib import Path
 log = logging.getLogger("benchmarks")
 
 
+#: Revision of the training engine a trained cell was made with, appended to the keys of
+#: cells that train a network (never to bicubic, RL or CSBDeep cells), so that a change of
+#: training defaults retrains them instead of reusing results of another engine.
+#: (no suffix): dropout 0.2, IsoNet-2 step without XLA. "e2": dropout 0 by default,
+#: IsoNet-2's training step compiled with XLA.
+TRAIN_REV = "e2"
+
+
+def trained_key(key: str) -> str:
+    """``key`` of a cell that trains a network, tagged with :data:`TRAIN_REV`."""
+    return f"{key}_{TRAIN_REV}"
+
+
 def load_cell(cache: Path, key: str):
     """The cached cell ``key`` (a dict), or None."""
     p = Path(cache) / f"{key}.json"

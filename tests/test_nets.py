@@ -40,7 +40,8 @@ def test_isonet2_is_the_paper_unet_with_skips_and_a_residual_output():
 
 def test_dropout_20_percent_is_active_only_in_training():
     for build in (nets.isonet1, nets.isonet2):
-        m = build(seed=0)
+        assert not [l for l in build(seed=0).layers if l.__class__.__name__ == "Dropout"]  # default 0
+        m = build(dropout=0.2, seed=0)
         rates = [l.rate for l in m.layers if l.__class__.__name__ == "Dropout"]
         assert rates and all(r == pytest.approx(0.2) for r in rates)
         x = np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32)

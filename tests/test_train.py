@@ -109,6 +109,22 @@ def test_training_improves_over_the_input_on_a_learnable_degradation():
     assert max(r["val_psnr"] for r in h) > h[0]["val_psnr_input"] + 0.3
 
 
+def test_cosine_schedule_decays_to_one_percent_and_resume_continues_the_decay(tmp_path):
+    from isonet_ij.train import lr_at
+
+    c = tiny_config(learning_rate=1e-3, lr_schedule="cosine")
+    assert [lr_at(c, p) for p in (0, 0.5, 1, 2)] == pytest.approx([1e-3, 0.505e-3, 1e-5, 1e-5])
+    assert lr_at(tiny_config(), 0.9) == pytest.approx(1e-3)  # constant (default)
+    d = tmp_path / "m"
+    h1 = train(tiny_volume(), c.replace(epochs=2), model_dir=d).history
+    h2 = train(tiny_volume(), c.replace(epochs=4), model_dir=d, resume=True).history
+    # a row logs its last step's lr, at progress (steps before it) / (epochs x steps_per_epoch);
+    # the resumed run spreads the schedule over its 4 epochs from where the first stopped
+    expected = [lr_at(c, 2 / 6), lr_at(c, 5 / 6), lr_at(c, 8 / 12), lr_at(c, 11 / 12)]
+    assert [r["lr"] for r in h1] == pytest.approx(expected[:2], rel=1e-5)
+    assert [r["lr"] for r in h2] == pytest.approx(expected, rel=1e-5)
+
+
 def test_psnr_loss_is_eq3_averaged_over_patches():
     import tensorflow as tf
 
@@ -123,11 +139,12 @@ def test_psnr_loss_is_eq3_averaged_over_patches():
 
 
 def test_config_validate_names_every_bad_field():
-    c = Config(factor=0.5, arch="unet", mode="split", psf="", patch_size=30, learning_rate=-1)
+    c = Config(factor=0.5, arch="unet", mode="split", psf="", patch_size=30, learning_rate=-1,
+               lr_schedule="step")
     with pytest.raises(ValueError) as exc:
         c.validate()
     msg = str(exc.value)
-    for name in ("`factor`", "`arch`", "`psf`", "`patch_size`", "`learning_rate`"):
+    for name in ("`factor`", "`arch`", "`psf`", "`patch_size`", "`learning_rate`", "`lr_schedule`"):
         assert name in msg
 
 
