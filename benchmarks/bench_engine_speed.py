@@ -113,11 +113,11 @@ def bench_train(arch, patch, args, peak):
     import numpy as np
 
     from isonet_ij import nets
-    from isonet_ij.train import make_steps
+    from isonet_ij.train import jit_for, make_steps
 
-    net = nets.build_model(arch, seed=0)
+    net = nets.build_model(arch, seed=0)  # the engine's defaults (no dropout)
     opt = keras.optimizers.Adam(1e-3)
-    step, _ = make_steps(net, opt, "psnr", 16, patch)
+    step, _ = make_steps(net, opt, "psnr", 16, patch, jit_compile=jit_for(arch))  # as train() does
     rng = np.random.default_rng(0)
     x = rng.random((16, patch, patch, 1)).astype(np.float32)
     y = rng.random((16, patch, patch, 1)).astype(np.float32)
