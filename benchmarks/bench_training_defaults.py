@@ -1,6 +1,6 @@
 """Training defaults under a wall-clock budget: XLA, dropout, learning-rate schedule.
 
-Each arm trains one network (``--arch``/``--mode`` per arm) on the anisotropic input of a
+Each arm trains one network (architecture and mode named by the arm) on the anisotropic input of a
 synthetic phantom (``--pairing`` at ``--size``^3, seed 0) for at most ``--minutes`` wall
 clock (pair preparation included), restores it (xz and yz passes, mean fusion) and scores
 PSNR (affine fit) against the isotropic GT and the GT. Arms differ from the engine's
@@ -23,6 +23,7 @@ fewer steps. Cells are cached (``--cache``), so a rerun resumes.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -119,7 +120,7 @@ def main(argv=None):
     lines += [f"| {c['arm']} | {c['steps']} | {c['best_val_psnr']:.2f} | {c['gt_iso']:.2f} | {c['gt']:.2f} |"
               for c in cells]
     lines += ["", f"Machine: python {platform.python_version()}, {platform.machine()}, "
-              f"{__import__('os').cpu_count()} CPUs."]
+              f"{os.cpu_count()} CPUs."]
     write_report(out, lines, {"args": vars(args), "cells": cells})
 
 
