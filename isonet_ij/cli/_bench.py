@@ -39,9 +39,9 @@ COMMITTED_CELLS = ("table1", "peer", "segmentation", "real", "psf-auto", "border
 
 _DESCRIPTION = """\
 Run a benchmark of benchmarks/ (source checkout) and write its table to
-benchmarks/results/. Profiles: quick (one seed, about a minute per model; `all` is estimated at
-about 75 minutes on 2 CPU cores; tables go to benchmarks/results/quick/, so the committed
-results stay) and full (the committed results: 15 minutes per model, all seeds). Every script caches finished cells,
+benchmarks/results/. Profiles: quick (one seed, about a minute per model; `all` took 73
+minutes on 2 CPU cores: benchmarks/results/quick_profile.md; tables go to
+benchmarks/results/quick/, so the committed results stay) and full (the committed results: 15 minutes per model, all seeds). Every script caches finished cells,
 so an interrupted run resumes where it stopped (full-profile cells are kept in
 benchmarks/results/cells/, committed, so a run spread over several sessions resumes). Arguments after `--` go to the script
 (e.g. `isonet bench table1 -- --pairings nuclei`; see `python benchmarks/SCRIPT --help`).
