@@ -221,7 +221,7 @@ def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab
 # --------------------------------------------------------------------------- one block
 
 
-def _restore_block(vol, tm, W, geom, *, lo, hi, fusion, passes, batch_size, max_memory):
+def _restore_block(vol, tm, W, geom, *, lo, hi, fusion, passes, batch_size, max_memory, border):
     """Restore output column ``(:, y0:y1, x0:x1)`` from input region ``ya:yb, xa:xb``."""
     from .restore import apply_to_planes, fuse, plan_tiles
 
@@ -230,7 +230,8 @@ def _restore_block(vol, tm, W, geom, *, lo, hi, fusion, passes, batch_size, max_
     up = np.tensordot(W, raw, axes=(1, 0))  # (n_out, ny, nx)
     n_out = up.shape[0]
     scale, shift = np.float32(1.0 / (hi - lo)), np.float32(lo)
-    plan = plan_tiles(n_out, max(yb - ya, xb - xa), tm.config.arch, batch_size=batch_size, max_memory=max_memory)
+    plan = plan_tiles(n_out, max(yb - ya, xb - xa), tm.config.arch, batch_size=batch_size, max_memory=max_memory,
+                      border=border)
     out = None
     for p in passes:
         if p == "xz":
@@ -259,7 +260,8 @@ def _run_block(src, model_spec, out_path, idx, geom, params):
         tm = _model_from_spec(model_spec)
         W = grid.interpolation_matrix(params["Z"], grid.output_coordinates(params["Z"], params["factor"])).astype(np.float32)
         block = _restore_block(vol, tm, W, geom, lo=params["lo"], hi=params["hi"], fusion=params["fusion"],
-                               passes=params["passes"], batch_size=params["batch_size"], max_memory=params["max_memory"])
+                               passes=params["passes"], batch_size=params["batch_size"], max_memory=params["max_memory"],
+                               border=params["border"])
     arr[:, y0:y1, x0:x1] = block
     done[idx[0], idx[1]] = 1
     del block
@@ -524,7 +526,7 @@ def restore_chunked(
 
     from .io_zarr import ZarrVolume, create_ome_zarr, is_zarr, open_zarr_volume
     from .io import LazyTiffVolume, open_lazy_tiff
-    from .restore import _check_volume, _halo, _normalization, min_inference_bytes, parse_memory, plan_tiles
+    from .restore import _check_volume, _halo, _normalization, default_border, min_inference_bytes, parse_memory, plan_tiles
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -575,6 +577,7 @@ def restore_chunked(
         passes = tuple(passes)
         n_out = grid.n_output_slices(Z, f)
         halo = _halo(cfg.arch)
+        border = default_border(f)  # the in-memory restoration's, so both give the same result
         if isinstance(normalization, str) and normalization == "volume":
             # read by a worker (process) when the source is on disk: the slabs' transient memory
             # and what the readers keep stay out of this process, which holds the scheduler
@@ -607,7 +610,8 @@ def restore_chunked(
         try:
             if share <= 0 or need > share * BLOCK_SHARE:
                 raise ValueError
-            plan_tiles(n_out, max(cy, cx) + 2 * halo, cfg.arch, batch_size=batch_size, max_memory=infer_budget)
+            plan_tiles(n_out, max(cy, cx) + 2 * halo, cfg.arch, batch_size=batch_size, max_memory=infer_budget,
+                       border=border)
         except ValueError:
             held = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in holders.items())
             least = resident + ex.workers * max(need / BLOCK_SHARE, min_inference_bytes(cfg.arch) / INFERENCE_SHARE,
@@ -621,7 +625,7 @@ def restore_chunked(
             raise MemoryBudgetError(msg) from None
         nby, nbx = math.ceil(Y / cy), math.ceil(X / cx)
         meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
-                "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": cfg.arch,
+                "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": cfg.arch, "border": list(border),
                 "model": str(tm.path) if tm.path else None}
         out_voxel = None if voxel is None else (voxel[0] / f, voxel[1], voxel[2])
 
@@ -634,7 +638,7 @@ def restore_chunked(
             except Exception as exc:  # noqa: BLE001
                 msg = f"cannot resume {str(out)!r}: not an isonet chunked output ({exc}); use force=True (--force)"
                 raise ValueError(msg) from None
-            keys = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch")
+            keys = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border")
             diff = [k for k in keys if json.loads(json.dumps(old.get(k) if old else None)) != json.loads(json.dumps(meta[k]))]
             if diff:
                 msg = (f"cannot resume {str(out)!r}: its {', '.join(diff)} differ from this run's; "
@@ -648,7 +652,7 @@ def restore_chunked(
             g.create_array(DONE, shape=(nby, nbx), chunks=(1, 1), dtype="uint8", fill_value=0)
             done = np.zeros((nby, nbx), np.uint8)
 
-        params = {"Z": Z, "factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes,
+        params = {"Z": Z, "factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
                   "batch_size": batch_size, "max_memory": infer_budget, "constant": constant}
         todo = []
         for by in range(nby):

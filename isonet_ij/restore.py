@@ -7,8 +7,9 @@ on the grid of :mod:`isonet_ij.grid` (acquired slice ``i`` at output slice ``i*f
    ones), never per tile or chunk;
 2. interpolate along z (bicubic, the grid's Keys kernel) chunk by chunk;
 3. apply the network to every xz plane (rows z, cols x) and every yz plane (rows z,
-   cols y), reflect-padded by a small border (``BORDER``: 8 rows along z, none along x / y;
-   the network's own zero padding acts beyond it, as in a whole-plane pass), whole when a batch of such frames
+   cols y), reflect-padded by a small border (:func:`default_border`: 4 rows along z up to
+   factor 4, 8 above, none along x / y; the network's own zero padding acts beyond it, as
+   in a whole-plane pass), whole when a batch of such frames
    fits the memory budget, else cut into tiles of one fixed shape that overlap by a halo
    >= the receptive field, in fixed-size batches through a single ``tf.function`` (traced
    once per shape; no ``model.predict``) or onnxruntime session;
@@ -60,6 +61,7 @@ __all__ = [
     "forward_kernel",
     "fuse",
     "apply_to_planes",
+    "default_border",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,9 @@ DEFAULT_MAX_MEMORY = 1 << 30  # 1 GiB
 MIN_CORE = 16
 #: Reflected margin at plane borders (pixels): (rows = z, cols = x or y). Beyond it the
 #: network's own zero padding applies, as in a whole-plane pass. Measured on the three
-#: pairings at 128^3 (benchmarks/results/border.md): a full receptive-field margin (36)
+#: pairings at 128^3 (benchmarks/results/border_z_only.md): a full receptive-field margin (36)
 #: processes 2.4x the pixels for at most 0.05 dB; z rows are where a margin matters.
+#: The margin of factors above 4; see :func:`default_border`.
 BORDER = (8, 0)
 DEFAULT_BATCH = 8
 
@@ -111,6 +114,20 @@ def min_inference_bytes(arch: str) -> int:
     """Working bytes of the smallest plan :func:`plan_tiles` makes: one MIN_CORE^2 tile."""
     side = MIN_CORE + 2 * _halo(arch)
     return side * side * BYTES_PER_PIXEL[arch]
+
+
+def default_border(factor: float) -> tuple:
+    """Reflected margin ``(rows = z, cols)`` of a restoration at ``factor``: (4, 0) up to
+    factor 4, else :data:`BORDER` (8, 0).
+
+    Why: the margin is worth what it covers of one acquisition interval (``factor`` output
+    rows). Measured (benchmarks/results/border.md, PSNR of the first and last 16 output
+    slices): at factors 6 and 8, 4 reflected rows are worse than none and 8 recover the
+    margin's gain (+0.08 / +0.25 dB at the z ends); at factor 4 (membranes, A1, A3), 4 rows
+    are within 0.04 dB of 8 at the z ends and 0.01 dB over the volume, and restore 6-8 %
+    faster on 105-125-row planes, 17 % on A3's 57 rows.
+    """
+    return (4, 0) if float(factor) <= 4 else BORDER
 
 
 def _border_pair(border) -> tuple:
@@ -164,7 +181,7 @@ def plan_tiles(n_rows: int, n_cols: int, arch: str, *, batch_size: int = DEFAULT
     ``max_memory``. Otherwise the batch is reduced first (halos cost compute, small batches
     hardly do), then the longer tile side is split into more tiles, each with a halo of the
     receptive field on its inner edges (:func:`tile_spans`), down to a core of ``MIN_CORE``. Halos cost only between tiles, not at the plane's borders: a 125x128 plane
-    of IsoNet-2 runs as one 144x144 tile, not 200x200.
+    of IsoNet-2 runs as one 144x128 tile (border (8, 0)), not 200x200.
 
     Parameters
     ----------
@@ -370,7 +387,7 @@ def restore(
     progress: bool = False,
     return_info: bool = False,
     weights: str = "best",
-    border=BORDER,
+    border=None,
 ):
     """Restore isotropic resolution of a (Z, Y, X) volume with a trained IsoNet.
 
@@ -401,10 +418,10 @@ def restore(
         Also return a dict (factor, normalization, plan, timings, consistency).
     weights : {"best", "last"}
         When ``model`` is a directory.
-    border : int or (int, int)
+    border : int or (int, int), optional
         Reflected margin (pixels, multiples of 4; rows = z, cols = x or y) around each plane before the network's
         own zero padding; only outputs within the receptive field of a border depend on it
-        (see :func:`plan_tiles`).
+        (see :func:`plan_tiles`). Default :func:`default_border` of the factor.
 
     Returns
     -------
@@ -437,6 +454,7 @@ def restore(
     if not passes or any(p not in ("xz", "yz") for p in passes):
         msg = f"`passes` must be a non-empty subset of ('xz', 'yz'), got {passes!r}"
         raise ValueError(msg)
+    border = default_border(f) if border is None else border
     lo, hi = _normalization(vol, cfg, normalization)
     Z, Y, X = vol.shape
     n_out = grid.n_output_slices(Z, f)

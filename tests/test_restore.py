@@ -81,6 +81,20 @@ def test_border_margin_changes_only_outputs_near_the_plane_border():
         plan_tiles(40, 60, "isonet1", border=6)
 
 
+@pytest.mark.parametrize(("factor", "rows"), [(2.0, 4), (4.0, 4), (4.5, 8), (8.0, 8)])
+def test_default_z_border_follows_the_factor(factor, rows):
+    vol = smooth_volume((5, 24, 28))
+    tm = model("isonet1", factor=factor)
+    out, info = restore(vol, tm, return_info=True)
+    n_out = grid.n_output_slices(5, factor)
+    assert info["plan"]["border"] == [rows, 0]
+    assert info["plan"]["frame"][0] == -(-(n_out + 2 * rows) // 4) * 4
+    explicit = restore(vol, tm, border=(rows, 0))  # the default is that margin, nothing else
+    np.testing.assert_array_equal(out, explicit)
+    other = restore(vol, tm, border=(12 - rows, 0))
+    assert np.abs(other - out).max() > 0  # and the margin is used
+
+
 def test_network_is_traced_once_for_both_passes():
     tm = model("isonet1")
     restore(smooth_volume((4, 24, 24)), tm)
