@@ -114,7 +114,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--borders", default="0x0,4x0,8x0,36x0",
                    help="comma list of borders: N (rows and cols) or RxC (rows = z, cols = x/y); the last is "
-                        "the reference (default 36: the previous behaviour)")
+                        "the reference (default 36x0: the full z context)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--pairings", default=",".join(PAIRINGS))
     p.add_argument("--real", default="A1,A3", help="comma list of real volumes (A1, A3; empty for none)")
@@ -153,7 +153,7 @@ def main(argv=None):
              f"{args.size}^3 phantoms (seed {args.seed}; reference: isotropic GT) and real volumes thinned to every "
              f"{args.real_step}th z slice (reference: the original), IsoNet-2 split trained {args.steps} steps per "
              "volume, TensorFlow backend, default memory budget (one tile per plane at these sizes). "
-             "Border 36 = the previous behaviour (reflected margin >= the receptive field). "
+             "The last border is the reference (36 (z) x 0: reflected z rows >= the receptive field). "
              f"z ends: the first and last {args.z_end} output slices. Restore seconds: best of "
              f"{'/'.join(str(r) for r in sorted({c.get('repeats', '?') for c in rows}))} calls.", "",
              "| volume | border px (rows z x cols) | tile | restore s | output voxels/s | speed-up vs the last | PSNR | "
