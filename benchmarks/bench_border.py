@@ -24,7 +24,7 @@ and last ``--z-end`` output slices, where the margin acts), restore seconds (bes
 ``--repeats``) and output voxels/s.
 
     .venv/bin/python benchmarks/bench_border.py                          # 128^3, 300 steps
-    .venv/bin/python benchmarks/bench_border.py --size 48 --steps 10 --pairings nuclei --real "" --out /tmp/b.md
+    .venv/bin/python benchmarks/bench_border.py --size 96 --steps 10 --pairings nuclei --real "" --out /tmp/b.md
 """
 
 from __future__ import annotations
@@ -39,21 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from bench_psf_auto import REAL, THINNED_PSF, gaussian, train_isonet2  # noqa: E402
 from common import load_cell, save_cell, synth_case, trained_key, write_report  # noqa: E402
 
 PAIRINGS = ("nuclei", "membranes", "nuclei-membranes")
-
-
-def train_model(vol, factor, psf, psf_spec, steps, seed, psf_info=None):
-    """IsoNet-2 split trained ``steps`` steps (batches of 16) on ``vol`` itself."""
-    from isonet_ij.config import Config
-    from isonet_ij.pairs import max_patch_size
-    from isonet_ij.train import train
-
-    patch = min(64, max_patch_size(vol.shape, factor))
-    cfg = Config(factor=factor, arch="isonet2", mode="split", psf=psf_spec, psf_info=psf_info or {},
-                 epochs=max(1, round(steps / 50)), steps_per_epoch=min(50, steps), seed=seed, patch_size=patch)
-    return train(vol, cfg, psf=psf, force=True, progress=False).model
 
 
 def synthetic(kind, size, seed):
@@ -68,14 +57,12 @@ def real(name, step, data):
     """The same for a real volume thinned to every ``step``-th slice; the original is the reference."""
     import numpy as np
 
-    from bench_psf_auto import REAL, gaussian
     from isonet_ij import grid
     from isonet_ij.io import read_volume
 
     full = np.squeeze(read_volume(Path(data) / REAL[name][0]).data).astype(np.float32)
     acq = full[::step]
-    spec = "gaussian:1,1"  # bench_real.py's PSF for A1 / A3
-    return acq, float(step), gaussian(spec), spec, None, grid.crop_to_grid(full, acq.shape[0], float(step))
+    return acq, float(step), gaussian(THINNED_PSF), THINNED_PSF, None, grid.crop_to_grid(full, acq.shape[0], float(step))
 
 
 def measure(vol, ref, tm, border, repeats, z_end):
@@ -139,7 +126,7 @@ def main(argv=None):
         if cell is None:
             vol, f, psf, spec, psf_info, ref = make()
             t = time.monotonic()
-            tm = train_model(vol, f, psf, spec, args.steps, args.seed, psf_info)
+            tm = train_isonet2(vol, f, psf, spec, args.steps, args.seed, psf_info=psf_info).model
             train_s = time.monotonic() - t
             res = [measure(vol, ref, tm, b, args.repeats, args.z_end) for b in borders]
             ref_out = res[-1]["_out"]  # the reference margin

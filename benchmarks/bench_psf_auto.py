@@ -87,20 +87,30 @@ def estimate(vol, factor):
     return estimate_summary(estimate_axial_blur(vol, factor=factor))
 
 
-def train_restore(vol, factor, psf, psf_spec, args, steps):
-    """IsoNet-2 split, ``steps`` training steps; returns (restored, info)."""
+#: PSF (voxels) of IsoNet-2 and RL on the thinned real volumes A1 / A3 (bench_real, bench_border)
+THINNED_PSF = "gaussian:1,1"
+
+
+def train_isonet2(vol, factor, psf, psf_spec, steps, seed, *, psf_info=None, progress=False):
+    """IsoNet-2 split trained ``steps`` steps (batches of 16, epochs of 50) on ``vol`` itself."""
     from isonet_ij.config import Config
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.restore import restore
     from isonet_ij.train import train
 
     steps_per_epoch = 50
     epochs = max(1, round(steps / steps_per_epoch))
     patch = min(64, max_patch_size(vol.shape, factor))
-    cfg = Config(factor=factor, arch="isonet2", mode="split", psf=psf_spec, epochs=epochs,
-                 steps_per_epoch=min(steps_per_epoch, steps), seed=args.seed, patch_size=patch)
+    cfg = Config(factor=factor, arch="isonet2", mode="split", psf=psf_spec, psf_info=psf_info or {}, epochs=epochs,
+                 steps_per_epoch=min(steps_per_epoch, steps), seed=seed, patch_size=patch)
+    return train(vol, cfg, psf=psf, force=True, progress=progress)
+
+
+def train_restore(vol, factor, psf, psf_spec, args, steps):
+    """IsoNet-2 split, ``steps`` training steps; returns (restored, info)."""
+    from isonet_ij.restore import restore
+
     t = time.monotonic()
-    res = train(vol, cfg, psf=psf, force=True, progress=sys.stderr.isatty())
+    res = train_isonet2(vol, factor, psf, psf_spec, steps, args.seed, progress=sys.stderr.isatty())
     t_train = time.monotonic() - t
     out = restore(vol, res.model)
     return out, {"train_s": round(t_train, 1), "steps": int(sum(r["steps"] for r in res.history)),

@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_peer import _machine_line
-from bench_psf_auto import REAL, cached, estimate, gaussian, train_restore
+from bench_psf_auto import REAL, THINNED_PSF, cached, estimate, gaussian, train_restore
 from common import trained_key, write_report
 
 #: volumes with a ground truth (thinned in z) and the one without (restored at factor 1)
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train-steps", type=int, default=300, help="IsoNet-2 training steps per model (batches of 16)")
     p.add_argument("--steps-z", default="4,8", help="comma list of z slice steps for A1 / A3 (the factors)")
-    p.add_argument("--psf", default="gaussian:1,1", help="PSF of IsoNet-2 and RL on A1 / A3 (voxels)")
+    p.add_argument("--psf", default=THINNED_PSF, help="PSF of IsoNet-2 and RL on A1 / A3 (voxels)")
     p.add_argument("--rl-iterations", type=int, default=10)
     p.add_argument("--volumes", default="A1,A3,B1", help="comma list of A1, A3, B1")
     p.add_argument("--seed", type=int, default=0)
