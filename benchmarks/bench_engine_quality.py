@@ -99,6 +99,11 @@ def parse_args(argv=None):
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "engine_quality.md"),
                    help="Markdown report; the .json and the table1_montage_<pairing>.png go beside it")
     p.add_argument("--keep-models", default=None, metavar="DIR", help="keep the trained model dirs here")
+    p.add_argument("--cached-only", action="store_true",
+                   help="train nothing: render the report from the cached cells; a seed counts for a "
+                   "pairing only when all its cells are cached (a full run in progress, seed by seed)")
+    p.add_argument("--note", default="", help="a line quoted at the top of the report (e.g. what is "
+                   "still running, how the cells were made)")
     args = p.parse_args(argv)
     try:
         args.seed_list = list(dict.fromkeys(int(s) for s in str(args.seeds).split(",") if s.strip()))
@@ -231,6 +236,7 @@ def main(argv=None):
     extra_rl = [f"rl-{it}" for it in rl_iters[1:]]
     cache = Path(args.cache)
     results = {}  # pairing -> seed (str) -> method -> cell
+    incomplete = {}  # pairing -> seeds left out by --cached-only (cells missing)
     montage_refs = {}  # pairing -> reference slices of the first seed (or None)
     for pairing in pairings:
         results[pairing] = {}
@@ -240,6 +246,8 @@ def main(argv=None):
             for method in methods + extra_rl:
                 key = cell_key(args, pairing, seed, method, f"_it{rl_iters[0]}" if method == "rl" else "")
                 cell = load_cell(cache, key)
+                if cell is None and args.cached_only:
+                    continue
                 if cell is None:
                     if case is None:
                         case, refs = synth_case(PAIRINGS[pairing], args.size, seed)
@@ -255,7 +263,11 @@ def main(argv=None):
                     log.info("%s / seed %d / %s: vs GT_iso %.2f dB, vs GT %.2f dB", pairing, seed, method,
                              cell["scores"]["gt_iso"], cell["scores"]["gt"])
                 cells[method] = cell
-            if seed == args.seed_list[0]:
+            if len(cells) < len(methods + extra_rl):  # only with --cached-only
+                incomplete.setdefault(pairing, []).append(seed)
+                del results[pairing][str(seed)]
+                continue
+            if seed == min(int(s) for s in results[pairing]):
                 rc = load_cell(cache, refs_key(args, pairing, seed))
                 if rc is None and (refs is not None or any("xz" in c for c in cells.values())):
                     if refs is None:
@@ -264,9 +276,14 @@ def main(argv=None):
                     save_cell(cache, refs_key(args, pairing, seed), rc)
                 montage_refs[pairing] = rc
             del case, refs
-    montages = {p: write_montage(args, p, results[p][str(args.seed_list[0])], montage_refs.get(p),
-                                 methods + extra_rl) for p in pairings}
-    write_report(args, results, methods, extra_rl, montages)
+    for pairing in [p for p in pairings if not results[p]]:
+        log.warning("%s: no seed has all its cells cached; left out of the report", pairing)
+        del results[pairing]
+    if not results:
+        raise SystemExit(f"--cached-only: no pairing has a complete seed in {cache}; run without it first")
+    montages = {p: write_montage(args, p, by_seed[min(by_seed, key=int)], montage_refs.get(p), methods + extra_rl)
+                for p, by_seed in results.items()}
+    write_report(args, results, methods, extra_rl, montages, incomplete)
     return 0
 
 
@@ -348,24 +365,41 @@ def fmt(mean, std, bold=False):
     return f"**{s}**" if bold else s
 
 
-def write_report(args, results, methods, extra_rl, montages=None):
+def seeds_line(results, incomplete):
+    """How many seeds each pairing's row averages, when they differ (``--cached-only``)."""
+    parts = [f"{p} {', '.join(by_seed)} (n={len(by_seed)})" for p, by_seed in results.items()]
+    line = "Seeds with every cell cached: " + "; ".join(parts) + "."
+    if incomplete:
+        line += " Not yet complete, left out: " + "; ".join(
+            f"{p} {', '.join(str(s) for s in ss)}" for p, ss in incomplete.items()) + "."
+    return line
+
+
+def write_report(args, results, methods, extra_rl, montages=None, incomplete=None):
     from isonet_ij import __version__
     from isonet_ij.config import versions
 
     seeds = [str(s) for s in args.seed_list]
-    n = len(seeds)
+    counts = {p: len(by_seed) for p, by_seed in results.items()}
+    uneven = bool(incomplete) or len(set(counts.values())) > 1
+    n = max(counts.values())
     cols = methods + extra_rl
     head = "| Volume (PSF / factor) | reference | " + " | ".join(label(m) for m in cols) + " |"
-    lines = [
-        "# Engine quality: the paper's Table 1 on synthetic phantoms",
-        "",
-        f"Phantoms {args.size}^3, seeds {', '.join(seeds)} (n={n}); each network trained for at most "
+    lines = ["# Engine quality: the paper's Table 1 on synthetic phantoms", ""]
+    if args.note:
+        lines += [f"> {args.note}", ""]
+    if uneven:
+        lines += [seeds_line(results, incomplete), ""]
+    lines += [
+        f"Phantoms {args.size}^3, seeds "
+        + ("as listed above" if uneven else f"{', '.join(seeds)} (n={len(seeds)})")
+        + f"; each network trained for at most "
         f"{args.minutes:g} min (wall clock, pair preparation included) on the anisotropic input itself, "
         "then restored (xz and yz passes, mean fusion). PSNR in dB after the least-squares affine "
         "intensity fit of the output to the reference (CSBDeep's evaluation), references cropped to the "
         "restoration grid (floor((Z-1)*f)+1 slices). RL column: "
         f"{args.rl_iterations.split(',')[0]} iterations. "
-        + ("Values: mean (std) over the seeds (std with ddof=1); best mean in bold."
+        + ("Values: mean (std) over the seeds (std with ddof=1; none where n=1); best mean in bold."
            if n > 1 else "One seed: no std; best in bold."),
         "",
         head,
@@ -375,6 +409,8 @@ def write_report(args, results, methods, extra_rl, montages=None):
     for pairing, by_seed in results.items():
         any_cell = next(c for cells in by_seed.values() for c in cells.values())
         name = f"{pairing} ({any_cell.get('psf')} / {any_cell.get('factor')})"
+        if uneven:
+            name += f", n={counts[pairing]}"
         means[pairing] = {}
         for ref in ("gt_iso", "gt"):
             st = {m: stats([by_seed[s][m]["scores"][ref] for s in seeds if m in by_seed.get(s, {})]) for m in cols}
@@ -413,7 +449,7 @@ def write_report(args, results, methods, extra_rl, montages=None):
                          + " | ".join(f"**{v:.2f}**" if v == max(vals) else f"{v:.2f}" for v in vals) + " |")
 
     if montages:
-        lines += ["", f"## Montages (seed {seeds[0]}, central xz slice)", ""]
+        lines += ["", "## Montages (first seed, central xz slice)", ""]
         for pairing, (path, note) in montages.items():
             where = f"[{path.name}]({path.name})" if path is not None else "not written"
             lines.append(f"- {pairing}: {where}" + (f"; {note}" if note else ""))
@@ -439,10 +475,22 @@ def write_report(args, results, methods, extra_rl, montages=None):
                     lines.append(f"| {pairing} | {seed} | {m} | " + " | ".join(
                         f"{fu[k]['gt_iso']:.2f}" for k in ("xz", "yz", "mean", "geometric")) + " |")
     lines += ["", (f"isonet-ij {__version__}; versions: {json.dumps(versions())}; "
-                   f"command: `{' '.join(sys.argv)}`"), ""]
+                   f"command: `{command_line()}`"), ""]
     slim = {p: {s: {m: {k: v for k, v in c.items() if k not in ("xz", "xz_affine_gt_iso")}
                     for m, c in cells.items()} for s, cells in by_seed.items()} for p, by_seed in results.items()}
-    save_report(args.out, lines, {"seeds": args.seed_list, "means": means, "cells": slim})
+    save_report(args.out, lines, {"seeds": args.seed_list, "seeds_used": {p: list(b) for p, b in results.items()},
+                                  "means": means, "cells": slim})
+
+
+def command_line(argv=None) -> str:
+    """This run's command line, the ``--note`` text elided (it heads the report already)."""
+    argv = list(sys.argv if argv is None else argv)
+    for i, a in enumerate(argv):
+        if a == "--note" and i + 1 < len(argv):
+            argv[i + 1] = "..."
+        elif a.startswith("--note="):
+            argv[i] = "--note=..."
+    return " ".join(argv)
 
 
 def paper_ordering(means):

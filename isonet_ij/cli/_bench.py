@@ -44,7 +44,9 @@ minutes on 2 CPU cores: benchmarks/results/quick_profile.md; tables go to
 benchmarks/results/quick/, so the committed results stay) and full (the committed results: 15 minutes per model, all seeds). Every script caches finished cells,
 so an interrupted run resumes where it stopped (full-profile cells are kept in
 benchmarks/results/cells/, committed, so a run spread over several sessions resumes). Arguments after `--` go to the script
-(e.g. `isonet bench table1 -- --pairings nuclei`; see `python benchmarks/SCRIPT --help`).
+(e.g. `isonet bench table1 -- --pairings nuclei`; `isonet bench table1 --profile full --
+--cached-only` renders the table from the cells done so far without training; see
+`python benchmarks/SCRIPT --help`).
 
 """ + "\n".join(f"  {name:13s} benchmarks/{script}" for name, (script, _) in BENCHMARKS.items())
 
