@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
+from common import command_line, load_cell, save_cell, synth_case, trained_key  # noqa: E402
 from common import write_report as save_report  # noqa: E402
 
 PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's paper defaults)
@@ -480,17 +480,6 @@ def write_report(args, results, methods, extra_rl, montages=None, incomplete=Non
                     for m, c in cells.items()} for s, cells in by_seed.items()} for p, by_seed in results.items()}
     save_report(args.out, lines, {"seeds": args.seed_list, "seeds_used": {p: list(b) for p, b in results.items()},
                                   "means": means, "cells": slim})
-
-
-def command_line(argv=None) -> str:
-    """This run's command line, the ``--note`` text elided (it heads the report already)."""
-    argv = list(sys.argv if argv is None else argv)
-    for i, a in enumerate(argv):
-        if a == "--note" and i + 1 < len(argv):
-            argv[i + 1] = "..."
-        elif a.startswith("--note="):
-            argv[i] = "--note=..."
-    return " ".join(argv)
 
 
 def paper_ordering(means):

@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
+from common import command_line, load_cell, save_cell, synth_case, trained_key  # noqa: E402
 from common import write_report as save_report  # noqa: E402
 
 PAIRINGS = {"nuclei": "nuclei", "membranes": "membranes", "nuclei-membranes": "nuclei-membranes"}
@@ -97,6 +97,11 @@ def parse_args(argv=None):
                    help="time only the restore call of both methods with untrained networks (speed does not "
                         "depend on the weights) on each pairing's input; writes --out (default peer_speed.md)")
     p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "peer"))
+    p.add_argument("--cached-only", action="store_true",
+                   help="render the report from the cached cells only (train nothing); cells not yet run "
+                        "are listed as left out")
+    p.add_argument("--note", default="", help="a line quoted at the top of the report (e.g. what is "
+                                               "still running)")
     p.add_argument("--out", default=None, help="Markdown report (default benchmarks/results/peer.md, "
                    "peer_speed.md with --speed-only)")
     args = p.parse_args(argv)
@@ -516,13 +521,16 @@ def main(argv=None):
         if m not in METHODS:
             raise SystemExit(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     cache = Path(args.cache)
-    results = {}
+    results, missing = {}, []  # missing: cells left out by --cached-only
     for pairing in pairings:
         case, refs = None, None
         results[pairing] = {}
         for method in methods:
             key = cell_key(args, pairing, method)
             cell = load_cell(cache, key)
+            if cell is None and args.cached_only:
+                missing.append(f"{pairing} / {method}")
+                continue
             if cell is None:
                 if case is None and pairing in PAIRINGS:
                     case, refs = synth_case(PAIRINGS[pairing], args.size, args.seed)
@@ -538,7 +546,10 @@ def main(argv=None):
                 log.info("%s / %s: vs GT_iso %.2f dB, %.3g vox/s", pairing, method,
                          cell["scores"]["gt_iso"], cell["vox_per_s"])
             results[pairing][method] = cell
-    write_report(args, results, methods)
+    results = {p: cells for p, cells in results.items() if cells}
+    if not results:
+        raise SystemExit(f"--cached-only: no cell of these pairings / methods in {cache}; run without it first")
+    write_report(args, results, methods, missing)
     return 0
 
 
@@ -562,7 +573,7 @@ def _fmt(v):
     return "" if v is None else f"{v:.2f}"
 
 
-def write_report(args, results, methods):
+def write_report(args, results, methods, missing=()):
     from isonet_ij import __version__
     from isonet_ij.config import versions
 
@@ -574,7 +585,8 @@ def write_report(args, results, methods):
     lines = [
         "# Peer benchmark: isonet-ij vs CSBDeep IsotropicCARE",
         "",
-        f"Machine / date: {_machine_line()}.",
+        *([f"> {args.note}", ""] if args.note else []),
+        f"Machine / date: {_machine_line()}" + (" (rendered from cached cells)" if args.cached_only else "") + ".",
         "",
         f"Phantoms {args.size}^3, seed {args.seed}; every network trained for at most {args.minutes:g} min "
         "wall clock (data preparation included) on the anisotropic input only. PSNR in dB after the "
@@ -610,6 +622,8 @@ def write_report(args, results, methods):
                      f"({'PASS' if speed >= 2 else 'FAIL'})")
     if not goals:
         lines.append("- (needs isonet2-split and a CSBDeep cell)")
+    if missing:
+        lines += ["", "Not yet run, left out: " + ", ".join(missing) + "."]
     lines += ["", "Real volumes (rows `A1-every4`, ...): every N-th z slice of the near-isotropic volume is the "
               "input; the 'isotropic GT' column is the original volume on the restoration grid (no GT column). "
               f"Both methods get the PSF `{args.real_psf}`.", ""]
@@ -642,7 +656,7 @@ def write_report(args, results, methods):
             lines.append(f"| {pairing} | {m} | {c['epochs']} | {c['patch']} | {det} |")
     lines += ["", "## Choices", "", *CHOICES.format(minutes=args.minutes).splitlines(), "",
               f"isonet-ij {__version__}; csbdeep {csb_v}; versions: {json.dumps(versions())}; "
-              f"command: `{' '.join(sys.argv)}`", ""]
+              f"command: `{command_line()}`", ""]
     save_report(args.out, lines, results)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 log = logging.getLogger("benchmarks")
@@ -62,3 +63,14 @@ def write_report(out, lines, results) -> None:
         tmp.write_text("\n".join(lines))
     write_json(out.with_suffix(".json"), results, force=True)
     print("\n".join(lines))
+
+
+def command_line(argv=None) -> str:
+    """This run's command line, the ``--note`` text elided (it heads the report already)."""
+    argv = list(sys.argv if argv is None else argv)
+    for i, a in enumerate(argv):
+        if a == "--note" and i + 1 < len(argv):
+            argv[i + 1] = "..."
+        elif a.startswith("--note="):
+            argv[i] = "--note=..."
+    return " ".join(argv)
