@@ -1,0 +1,145 @@
+"""Benchmark reports rendered from cached cells (``--cached-only``), nothing synthesized or
+trained: Table 1 (a full run spread over sessions is rendered with each pairing's complete
+seeds) and the peer benchmark (cells run so far are rendered, missing ones named)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    """The benchmark script ``benchmarks/<name>.py`` as a module (loaded once per session)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+bench = _load("bench_engine_quality")
+bench_peer = _load("bench_peer")
+
+
+def _refuse(*a, **k):
+    raise AssertionError("--cached-only must not synthesize or train")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    for module, names in ((bench, ("synth_case", "run_method")), (bench_peer, ("synth_case", "run_cell"))):
+        for name in names:
+            monkeypatch.setattr(module, name, _refuse)
+
+
+# --------------------------------------------------------------------------- Table 1
+
+METHODS = ["bicubic", "rl", "isonet2-split"]
+
+
+def _argv(tmp_path, pairings="nuclei,membranes"):
+    return ["--cached-only", "--size", "32", "--minutes", "1", "--seeds", "0,1", "--pairings", pairings,
+            "--methods", ",".join(METHODS), "--rl-iterations", "10", "--cache", str(tmp_path / "cells"),
+            "--out", str(tmp_path / "out" / "t1.md")]
+
+
+def _write_cells(tmp_path, pairing, seed, scores):
+    """Cache cells of ``pairing`` / ``seed``: method -> (PSNR vs isotropic GT, vs GT)."""
+    args = bench.parse_args(_argv(tmp_path))
+    for method, (iso, gt) in scores.items():
+        key = bench.cell_key(args, pairing, seed, method, "_it10" if method == "rl" else "")
+        cell = {"pairing": pairing, "method": method, "scores": {"gt_iso": iso, "gt": gt}, "seed": seed,
+                "psf": "gaussian:2,8", "factor": 8.0}
+        bench.save_cell(Path(args.cache), key, cell)
+
+
+def test_cached_only_uses_complete_seeds_per_pairing(tmp_path, no_training):
+    _write_cells(tmp_path, "nuclei", 0, {"bicubic": (22.0, 19.0), "rl": (24.0, 20.0), "isonet2-split": (29.0, 22.0)})
+    _write_cells(tmp_path, "nuclei", 1, {"bicubic": (23.0, 19.5), "rl": (25.0, 20.5), "isonet2-split": (28.0, 21.0)})
+    _write_cells(tmp_path, "membranes", 0, {"bicubic": (21.0, 19.0), "rl": (22.0, 20.0), "isonet2-split": (27.0, 22.0)})
+    _write_cells(tmp_path, "membranes", 1, {"bicubic": (99.0, 99.0)})  # seed 1 not finished
+
+    assert bench.main(_argv(tmp_path) + ["--note", "partial run"]) == 0
+    text = (tmp_path / "out" / "t1.md").read_text()
+    assert "> partial run" in text
+    assert "nuclei 0, 1 (n=2); membranes 0 (n=1)" in text
+    assert "Not yet complete, left out: membranes 1." in text
+    rows = [line for line in text.splitlines() if line.startswith("| nuclei (") or line.startswith("| membranes (")]
+    # nuclei: mean (std, ddof=1) over both seeds; IsoNet-2 split best
+    assert rows[0].startswith("| nuclei (gaussian:2,8 / 8.0), n=2 | isotropic GT | 22.50 (0.71) | 24.50 (0.71) | **28.50 (0.71)** |")
+    # membranes: seed 1's lone cell (99 dB) is not averaged in
+    assert rows[1].startswith("| membranes (gaussian:2,8 / 8.0), n=1 | isotropic GT | 21.00 | 22.00 | **27.00** |")
+    assert "99.00" not in text
+    assert "- nuclei: IsoNet-2 split - max(bicubic, RL) vs isotropic GT = +4.00 dB" in text
+    report = json.loads((tmp_path / "out" / "t1.json").read_text())
+    assert report["seeds_used"] == {"nuclei": ["0", "1"], "membranes": ["0"]}
+
+
+def test_cached_only_without_a_complete_seed_says_so(tmp_path, no_training):
+    _write_cells(tmp_path, "nuclei", 0, {"bicubic": (22.0, 19.0)})
+    with pytest.raises(SystemExit, match="no pairing has a complete seed"):
+        bench.main(_argv(tmp_path, "nuclei"))
+
+
+def test_command_line_elides_the_note():
+    argv = ["bench_engine_quality.py", "--note", "a long line", "--seeds", "0", "--note=x y"]
+    assert bench.command_line(argv) == "bench_engine_quality.py --note ... --seeds 0 --note=..."
+
+
+# --------------------------------------------------------------------------- peer
+
+
+def _peer_argv(tmp_path, pairings="nuclei,membranes"):
+    return ["--cached-only", "--size", "32", "--minutes", "1", "--pairings", pairings,
+            "--cache", str(tmp_path / "cells"), "--out", str(tmp_path / "out" / "peer.md")]
+
+
+def _peer_cell(pairing, method, iso, vox_per_s):
+    cell = {"pairing": pairing, "method": method, "scores": {"gt_iso": iso, "gt": iso - 3}, "psf": "gaussian:2,8",
+            "factor": 8.0, "restore_s": 1.0, "vox_per_s": vox_per_s, "peak_rss_mb": 900.0,
+            "peak_rss_delta_mb": 50.0, "epochs": 3, "patch": 64}
+    if method.startswith("care"):
+        cell.update(n_patches=512, n_val=51, kernel_shape=[9, 9], data_s=0.5, best_val_loss=0.01,
+                    predict_factor=8.0, care_output_slices=121)
+    elif method != "bicubic":
+        cell["best_val_psnr"] = 30.0
+    return cell
+
+
+def _write_peer_cells(tmp_path, pairing, cells):
+    args = bench_peer.parse_args(_peer_argv(tmp_path))
+    for method, (iso, speed) in cells.items():
+        bench_peer.save_cell(Path(args.cache), bench_peer.cell_key(args, pairing, method),
+                             _peer_cell(pairing, method, iso, speed))
+
+
+def test_peer_cached_only_renders_what_is_cached_and_names_the_rest(tmp_path, no_training, monkeypatch):
+    _write_peer_cells(tmp_path, "nuclei", {"bicubic": (22.0, 1e8), "isonet2-split": (29.0, 3e5),
+                                "care-full": (27.0, 1e5), "care-split": (27.5, 1.2e5)})
+    _write_peer_cells(tmp_path, "membranes", {"bicubic": (21.0, 1e8), "isonet2-split": (26.0, 3e5)})
+
+    argv = _peer_argv(tmp_path) + ["--note", "synthetic pairings still running"]
+    monkeypatch.setattr(sys, "argv", ["bench_peer.py", *argv])  # the report's footer quotes sys.argv
+    assert bench_peer.main(argv) == 0
+    text = (tmp_path / "out" / "peer.md").read_text()
+    assert text.splitlines()[2] == "> synthetic pairings still running"
+    # the goal is computed against the better CSBDeep variant (split here: 27.5 dB, 1.2e5 vox/s)
+    assert "- nuclei: isonet-ij - best CSBDeep (care-split) vs isotropic GT = +1.50 dB (PASS); " \
+           "restore speed ratio 2.50x (PASS)" in text
+    assert "Not yet run, left out: membranes / care-full, membranes / care-split." in text
+    assert "| membranes (gaussian:2,8 / 8.0) | Bicubic (input) | 21.00 |" in text
+    assert "--note ..." in text and "still running`" not in text  # the note is not repeated in the footer
+    report = json.loads((tmp_path / "out" / "peer.json").read_text())
+    assert set(report["membranes"]) == {"bicubic", "isonet2-split"}
+
+
+def test_peer_cached_only_with_no_cell_says_so(tmp_path, no_training):
+    with pytest.raises(SystemExit, match="no cell of these pairings"):
+        bench_peer.main(_peer_argv(tmp_path, "nuclei"))
