@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy.ndimage import zoom
 
+from conftest import load_benchmark
 from isonet_ij import grid
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_peer.py"
-_spec = importlib.util.spec_from_file_location("bench_peer", _PATH)
-bench_peer = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("bench_peer", bench_peer)
-_spec.loader.exec_module(bench_peer)
+bench_peer = load_benchmark("bench_peer")
 
 
 def _ramp(n_z, ny=4, nx=4):

@@ -4,28 +4,16 @@ seeds) and the peer benchmark (cells run so far are rendered, missing ones named
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import load_benchmark
 
-
-def _load(name):
-    """The benchmark script ``benchmarks/<name>.py`` as a module (loaded once per session)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _BENCH / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-bench = _load("bench_engine_quality")
-bench_peer = _load("bench_peer")
+bench = load_benchmark("bench_engine_quality")
+bench_peer = load_benchmark("bench_peer")
 
 
 def _refuse(*a, **k):
