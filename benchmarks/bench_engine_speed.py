@@ -113,15 +113,14 @@ def bench_train(arch, patch, args, peak):
     import numpy as np
 
     from isonet_ij import nets
-    from isonet_ij.train import jit_for, make_steps
+    from isonet_ij.train import training_step_for
 
     net = nets.build_model(arch, seed=0)  # the engine's defaults (no dropout)
     opt = keras.optimizers.Adam(1e-3)
-    step, _ = make_steps(net, opt, "psnr", 16, patch, jit_compile=jit_for(arch))  # as train() does
     rng = np.random.default_rng(0)
     x = rng.random((16, patch, patch, 1)).astype(np.float32)
     y = rng.random((16, patch, patch, 1)).astype(np.float32)
-    float(step(x, y))  # trace
+    kind, step, _ = training_step_for(arch, net, opt, "psnr", 16, patch, x, y)  # as train() does
     rates = []
     for _ in range(args.repeat):
         t = time.perf_counter()
@@ -131,7 +130,7 @@ def bench_train(arch, patch, args, peak):
         rates.append(args.train_steps / (time.perf_counter() - t))
     rate = statistics.median(rates)
     flops = 3 * 16 * patch * patch * nets.flops_per_pixel(arch) * rate
-    return {"arch": arch, "patch": patch, "batch": 16, "steps_per_s": rate,
+    return {"arch": arch, "patch": patch, "batch": 16, "step": kind, "steps_per_s": rate,
             "gflops": flops / 1e9, "fraction_of_matmul": flops / peak}
 
 
@@ -179,11 +178,14 @@ def main(argv=None):
         "",
         "## Training (batch 16, negative-PSNR loss, Adam)",
         "",
-        "| network | patch | steps/s | GFLOP/s (3 x forward) | of matmul rate |",
-        "|---|---|---|---|---|",
+        "Step: the one `train()` picks on this machine (`training_step_for`: IsoNet-2's step "
+        "plain or XLA-compiled, whichever is faster here; IsoNet-1 always plain).",
+        "",
+        "| network | patch | step | steps/s | GFLOP/s (3 x forward) | of matmul rate |",
+        "|---|---|---|---|---|---|",
     ]
     for r in train_rows:
-        lines.append(f"| {r['arch']} | {r['patch']}x{r['patch']} | {r['steps_per_s']:.2f} | "
+        lines.append(f"| {r['arch']} | {r['patch']}x{r['patch']} | {r['step']} | {r['steps_per_s']:.2f} | "
                      f"{r['gflops']:.1f} | {100 * r['fraction_of_matmul']:.0f} % |")
     lines += ["", f"isonet-ij {__version__}; {json.dumps(versions())}; command: `{' '.join(sys.argv)}`", ""]
     out = Path(args.out)

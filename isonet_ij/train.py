@@ -45,7 +45,8 @@ from .config import (
 )
 from .io import atomic_path, write_json
 
-__all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps"]
+__all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps",
+           "training_step_for"]
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,15 @@ class TrainResult:
         One row per epoch (see ``LOG_FIELDS``).
     stop_reason : str
         ``"epochs"``, ``"time budget"`` or ``"already done"``.
+    train_step : str
+        ``"plain"`` or ``"xla"``: the training step this machine ran faster
+        (:func:`training_step_for`).
     """
 
     model: TrainedModel
     history: list = field(default_factory=list)
     stop_reason: str = "epochs"
+    train_step: str = "plain"
 
 
 def parse_duration(text) -> float:
@@ -132,9 +137,11 @@ def _psnr_per_patch(y_true, y_pred):
 def make_steps(net, opt, loss: str, batch: int, patch: int, *, jit_compile: bool = False):
     """Training and validation steps as ``tf.function`` of fixed shape (traced once).
 
-    ``jit_compile`` compiles the training step with XLA: on a 2-core AVX2 CPU it made
-    IsoNet-2's step 1.35x faster (2.49 vs 1.84 steps/s, batch 16 of 64x64) but IsoNet-1's
-    5.5x slower (0.52 vs 2.85; its 9x9 convolution), hence :func:`jit_for`.
+    ``jit_compile`` compiles the training step with XLA. Whether that pays depends on the
+    CPU: on a 2-core AVX2 machine it made IsoNet-2's step 1.35x faster (2.49 vs 1.84 steps/s,
+    batch 16 of 64x64) and IsoNet-1's 5.5x slower (0.52 vs 2.85; its 9x9 convolution); on a
+    2-core AVX-512 machine IsoNet-2's was 0.67x (4.2 vs 6.3 steps/s). Hence :func:`jit_for`
+    (never for IsoNet-1) and :func:`faster_train_step` (measured on the machine at hand).
 
     Returns
     -------
@@ -168,8 +175,64 @@ def make_steps(net, opt, loss: str, batch: int, patch: int, *, jit_compile: bool
 
 
 def jit_for(arch: str) -> bool:
-    """Whether the training step of ``arch`` is compiled with XLA (measured; see make_steps)."""
+    """Whether an XLA-compiled training step is worth trying for ``arch`` (see make_steps)."""
     return arch == "isonet2"
+
+
+def faster_train_step(candidates: dict, x, y, *, repeats: int = 3):
+    """The faster of several training steps, timed on the machine at hand.
+
+    Parameters
+    ----------
+    candidates : dict
+        name -> ``train_step`` of :func:`make_steps` (same network and optimizer).
+    x, y : ndarray, float32, shape (batch, patch, patch, 1)
+        A batch of training pairs.
+    repeats : int
+        Timed steps per candidate, after one step that traces (and compiles) it.
+
+    Returns
+    -------
+    name, train_step
+        The candidate with the shortest median step time. Every call is an Adam update
+        of the shared network; :func:`training_step_for` undoes them.
+    """
+    if len(candidates) == 1:
+        return next(iter(candidates.items()))
+    seconds = {}
+    for name, step in candidates.items():
+        float(step(x, y))  # trace / compile, not timed
+        times = []
+        for _ in range(int(repeats)):
+            t = time.perf_counter()
+            float(step(x, y))
+            times.append(time.perf_counter() - t)
+        seconds[name] = float(np.median(times))
+    best = min(seconds, key=seconds.get)
+    log.info("training step: %s (%s)", best,
+             ", ".join(f"{k} {1 / v:.2f} steps/s" for k, v in seconds.items()))
+    return best, candidates[best]
+
+
+def training_step_for(arch: str, net, opt, loss: str, batch: int, patch: int, x, y):
+    """``(name, train_step, val_step)``: plain or XLA, whichever is faster here for ``arch``.
+
+    The timing steps leave no trace: the network's weights and the optimizer's state
+    (fresh or resumed) are put back as they were, so a run's updates are its own steps.
+    """
+    train_plain, val_step = make_steps(net, opt, loss, batch, patch, jit_compile=False)
+    candidates = {"plain": train_plain}
+    if jit_for(arch):
+        candidates["xla"] = make_steps(net, opt, loss, batch, patch, jit_compile=True)[0]
+    if len(candidates) == 1:
+        return "plain", train_plain, val_step
+    if not opt.built:
+        opt.build(net.trainable_variables)
+    saved = [(v, v.numpy()) for v in list(net.weights) + list(opt.variables)]
+    name, step = faster_train_step(candidates, x, y)
+    for var, value in saved:
+        var.assign(value)
+    return name, step, val_step
 
 
 def lr_at(config: Config, progress: float) -> float:
@@ -446,7 +509,10 @@ def train(
             save_psf(model_dir, psf)
 
     B, P = int(config.batch_size), int(config.patch_size)
-    train_step, val_step = make_steps(net, opt, config.loss, B, P, jit_compile=jit_for(config.arch))
+    # XLA helps IsoNet-2 on some CPUs and slows it on others: time both on a real batch.
+    xb, yb = sampler.sample(B, np.random.default_rng([int(config.seed), 0, 2]), augment=config.augment)
+    step_kind, train_step, val_step = training_step_for(
+        config.arch, net, opt, config.loss, B, P, xb[..., None], yb[..., None])
 
     n_val = x_val.shape[0]
     n_val_pad = int(math.ceil(n_val / B)) * B
@@ -561,7 +627,7 @@ def train(
         stop_reason, len(history), -best_val if config.loss == "psnr" else float("nan"),
         best_epoch, val_psnr_input,
     )
-    return TrainResult(model, history, stop_reason)
+    return TrainResult(model, history, stop_reason, step_kind)
 
 
 def _psnr_np(y, x) -> np.ndarray:

@@ -37,6 +37,7 @@ def test_training_writes_a_complete_model_dir_and_resume_continues(tmp_path):
             "training_curve.png", "train_state.json", "optimizer_last.npz"} <= names
     assert not [n for n in names if n.startswith(".")]  # no temporary files left
     assert [r["epoch"] for r in res.history] == [1, 2] and res.stop_reason == "epochs"
+    assert res.train_step == "plain"  # IsoNet-1: XLA is never tried (9x9 convolution)
     cfg = cfgmod.read_config(d)
     lo, hi = np.percentile(vol, [1, 99.8])
     assert cfg.normalization["low"] == pytest.approx(lo) and cfg.normalization["high"] == pytest.approx(hi)
@@ -164,3 +165,62 @@ def test_parse_duration():
     assert parse_duration(90) == 90
     with pytest.raises(ValueError, match="duration"):
         parse_duration("soon")
+
+
+def test_faster_train_step_times_the_candidates_and_keeps_the_faster():
+    import time
+
+    from isonet_ij.train import faster_train_step
+
+    calls = {"slow": 0, "fast": 0}
+
+    def step_of(name, seconds):
+        def step(x, y):
+            calls[name] += 1
+            time.sleep(seconds)
+            return 0.0
+        return step
+
+    cands = {"slow": step_of("slow", 0.03), "fast": step_of("fast", 0.0)}
+    name, step = faster_train_step(cands, None, None, repeats=3)
+    assert name == "fast" and step is cands["fast"]
+    assert calls == {"slow": 4, "fast": 4}  # one untimed trace call + 3 timed, each
+
+
+def test_training_step_for_offers_xla_only_to_isonet2_and_both_steps_train():
+    import keras
+
+    from isonet_ij.nets import build_model
+    from isonet_ij.train import make_steps, training_step_for
+
+    x = np.random.default_rng(0).random((4, 16, 16, 1)).astype(np.float32)
+    net = build_model("isonet1", seed=0)
+    kind, _, _ = training_step_for("isonet1", net, keras.optimizers.Adam(1e-3), "mse", 4, 16, x, x)
+    assert kind == "plain"
+    for jit in (False, True):  # whichever is picked, it must be a working Adam update
+        net = build_model("isonet2", seed=0)
+        step, _ = make_steps(net, keras.optimizers.Adam(1e-2), "mse", 4, 16, jit_compile=jit)
+        losses = [float(step(x, x)) for _ in range(15)]
+        assert losses[-1] < losses[0]
+    net = build_model("isonet2", seed=0)
+    kind, _, _ = training_step_for("isonet2", net, keras.optimizers.Adam(1e-3), "mse", 4, 16, x, x)
+    assert kind in ("plain", "xla")
+
+
+def test_timing_the_training_steps_leaves_weights_and_optimizer_untouched():
+    import keras
+
+    from isonet_ij.nets import build_model
+    from isonet_ij.train import training_step_for
+
+    x = np.random.default_rng(0).random((4, 16, 16, 1)).astype(np.float32)
+    net = build_model("isonet2", seed=0)
+    opt = keras.optimizers.Adam(1e-2)
+    before = [w.copy() for w in net.get_weights()]
+    _, step, _ = training_step_for("isonet2", net, opt, "mse", 4, 16, x, x)
+    for a, b in zip(before, net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(opt.iterations.numpy()) == 0
+    float(step(x, x))  # and the kept step still trains from there
+    assert int(opt.iterations.numpy()) == 1
+    assert any(np.any(a != b) for a, b in zip(before, net.get_weights()))
