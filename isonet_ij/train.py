@@ -141,7 +141,7 @@ def make_steps(net, opt, loss: str, batch: int, patch: int, *, jit_compile: bool
     CPU: on a 2-core AVX2 machine it made IsoNet-2's step 1.35x faster (2.49 vs 1.84 steps/s,
     batch 16 of 64x64) and IsoNet-1's 5.5x slower (0.52 vs 2.85; its 9x9 convolution); on a
     2-core AVX-512 machine IsoNet-2's was 0.67x (4.2 vs 6.3 steps/s). Hence :func:`jit_for`
-    (never for IsoNet-1) and :func:`faster_train_step` (measured on the machine at hand).
+    (never for IsoNet-1) and :func:`training_step_for` (measured on the machine at hand).
 
     Returns
     -------
