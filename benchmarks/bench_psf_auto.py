@@ -272,9 +272,14 @@ def write_report(args, synth, real):
         if model_rows:
             lines += ["", "| volume | `--psf auto:MODEL` | score |", "|---|---|---|", *model_rows]
         lines.append("")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"synth": synth, "real": real}, indent=1, default=str))
+    from isonet_ij.io import atomic_path
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, force=True) as tmp:  # never a half-written report
+        tmp.write_text("\n".join(lines) + "\n")
+    with atomic_path(out.with_suffix(".json"), force=True) as tmp:
+        tmp.write_text(json.dumps({"synth": synth, "real": real}, indent=1, default=str))
     print("\n".join(lines))
 
 
