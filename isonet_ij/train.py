@@ -197,8 +197,6 @@ def faster_train_step(candidates: dict, x, y, *, repeats: int = 3):
         The candidate with the shortest median step time. Every call is an Adam update
         of the shared network; :func:`training_step_for` undoes them.
     """
-    if len(candidates) == 1:
-        return next(iter(candidates.items()))
     seconds = {}
     for name, step in candidates.items():
         float(step(x, y))  # trace / compile, not timed
@@ -221,11 +219,10 @@ def training_step_for(arch: str, net, opt, loss: str, batch: int, patch: int, x,
     (fresh or resumed) are put back as they were, so a run's updates are its own steps.
     """
     train_plain, val_step = make_steps(net, opt, loss, batch, patch, jit_compile=False)
-    candidates = {"plain": train_plain}
-    if jit_for(arch):
-        candidates["xla"] = make_steps(net, opt, loss, batch, patch, jit_compile=True)[0]
-    if len(candidates) == 1:
+    if not jit_for(arch):
         return "plain", train_plain, val_step
+    candidates = {"plain": train_plain,
+                  "xla": make_steps(net, opt, loss, batch, patch, jit_compile=True)[0]}
     if not opt.built:
         opt.build(net.trainable_variables)
     saved = [(v, v.numpy()) for v in list(net.weights) + list(opt.variables)]
