@@ -17,7 +17,7 @@ paper's own numbers are printed for reference.
 
 Every finished cell (pairing x seed x method) is cached as JSON under ``--cache``; a rerun
 with the same parameters skips it, so an interrupted run resumes. Each cell also keeps the
-central xz slice of its output, from which ``table1_montage_<pairing>.png`` (first seed,
+central xz slice of its output, from which ``<out stem>_montage_<pairing>.png`` (first seed,
 beside ``--out``) is drawn. Results go to ``benchmarks/results/engine_quality.md`` (and
 ``.json``).
 
@@ -97,7 +97,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default all cores)")
     p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "engine_quality"))
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "engine_quality.md"),
-                   help="Markdown report; the .json and the table1_montage_<pairing>.png go beside it")
+                   help="Markdown report; the .json and the <stem>_montage_<pairing>.png go beside it")
     p.add_argument("--keep-models", default=None, metavar="DIR", help="keep the trained model dirs here")
     p.add_argument("--cached-only", action="store_true",
                    help="train nothing: render the report from the cached cells; a seed counts for a "
@@ -344,7 +344,8 @@ def write_montage(args, pairing, cells, refs, cols):
     fig.tight_layout(rect=(0, 0, 1, 1 - title_in / fig_h))
     out_dir = Path(args.out).resolve().parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"table1_montage_{pairing}.png"
+    # Named after the report, so that engine_quality.md and table1.md keep their own montages.
+    path = out_dir / f"{Path(args.out).stem}_montage_{pairing}.png"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=out_dir)
     os.close(fd)
     try:

@@ -149,7 +149,7 @@ def test_report_has_the_axial_detail_of_every_seed_with_references(tmp_path, no_
         iso, bic, rl, split = (float(v.strip(" |")) for v in r[3:7])
         assert iso == split == 1.0
         assert bic < rl < 1.0
-    assert (tmp_path / "out" / "table1_montage_nuclei.png").stat().st_size > 0
+    assert (tmp_path / "out" / "t1_montage_nuclei.png").stat().st_size > 0  # named after the report
 
 
 def test_command_line_elides_the_note():
