@@ -410,9 +410,10 @@ def axial_detail(xz, gt, factor):
     k = np.fft.rfftfreq(g.shape[0]) * (2 * float(factor))  # in units of the acquisition's Nyquist
 
     def transfer(band):
-        return np.real(spec_x[band] * np.conj(spec_g[band])).sum() / (np.abs(spec_g[band]) ** 2).sum()
+        power = (np.abs(spec_g[band]) ** 2).sum()
+        return np.real(spec_x[band] * np.conj(spec_g[band])).sum() / power if power > 0 else np.nan
 
-    low = transfer((k > 0) & (k < 0.5))
+    low = transfer((k > 0) & (k < 0.5))  # empty (nan) when z is shorter than about 4 f rows
     return tuple(float(transfer((k >= lo) & (k < hi)) / low) for lo, hi in ((0.5, 1.0), (1.0, 2.0)))
 
 
