@@ -574,53 +574,47 @@ def write_report(args, results, methods, extra_rl, montages=None, incomplete=Non
                                   "means": means, "cells": slim})
 
 
-def ordering_checks(iso, gt):
+def ordering_checks(iso, gt, paper=None):
     """The paper's qualitative findings on one set of PSNRs (method -> dB vs isotropic GT / GT).
 
     Returns ``[(check, d, ok, detail)]``: ``d`` the difference in dB the check is decided on,
-    ``detail`` the two values compared (the caller adds the paper's). Used on the means
-    (:func:`paper_ordering`) and on each seed alone (:func:`paired_ordering`).
+    ``detail`` its text for the report (values compared and, with ``paper``, the paper's).
+    Used on the means (:func:`paper_ordering`) and on each seed alone (:func:`paired_ordering`).
     """
     checks = []
+
+    def compared(a, b, d, paper_ab):
+        ref = f"; paper {paper_ab[0]:.2f} vs {paper_ab[1]:.2f}" if paper else ""
+        return f"{a:.2f} vs {b:.2f}, {d:+.2f} dB{ref}"
+
     # (a) IsoNet-2 split is the best method vs the isotropic GT
     rivals = {m: v for m, v in iso.items() if m in METHODS and m != "isonet2-split"}
     if "isonet2-split" in iso and rivals:
         best_rival = max(rivals, key=rivals.get)
         d = iso["isonet2-split"] - rivals[best_rival]
-        checks.append(("IsoNet-2 split best vs isotropic GT", d, d > 0, LABELS[best_rival]))
+        checks.append(("IsoNet-2 split best vs isotropic GT", d, d > 0,
+                       f"margin over {LABELS[best_rival]} {d:+.2f} dB"))
     # (b) full beats split vs GT, for each architecture
     for arch, name in (("isonet1", "IsoNet-1"), ("isonet2", "IsoNet-2")):
         full, split = f"{arch}-full", f"{arch}-split"
         if full in gt and split in gt:
             d = gt[full] - gt[split]
-            checks.append((f"{name} full > split vs GT", d, d > 0, (gt[full], gt[split], full, split)))
+            paper_ab = paper and (paper["gt"][METHODS.index(full)], paper["gt"][METHODS.index(split)])
+            checks.append((f"{name} full > split vs GT", d, d > 0, compared(gt[full], gt[split], d, paper_ab)))
     # (c) SRCNN within 1 dB of the input (bicubic) vs the isotropic GT
     if "srcnn" in iso and "bicubic" in iso:
         d = iso["srcnn"] - iso["bicubic"]
+        paper_ab = paper and (paper["gt_iso"][METHODS.index("srcnn")], paper["gt_iso"][METHODS.index("bicubic")])
         checks.append(("SRCNN within 1 dB of the input (bicubic) vs isotropic GT", d, abs(d) <= 1.0,
-                       (iso["srcnn"], iso["bicubic"])))
+                       compared(iso["srcnn"], iso["bicubic"], d, paper_ab)))
     return checks
 
 
 def paper_ordering(means):
     """PASS/FAIL lines for the paper's qualitative findings, from the mean PSNRs."""
-    lines = []
-    for pairing, mm in means.items():
-        paper = PAPER.get(pairing)
-        for check, d, ok, detail in ordering_checks(mm["gt_iso"], mm["gt"]):
-            verdict = "PASS" if ok else "FAIL"
-            if check.startswith("IsoNet-2 split best"):
-                lines.append(f"- {pairing}: {check} (margin over {detail} {d:+.2f} dB): {verdict}")
-                continue
-            if check.startswith("SRCNN"):
-                a, b = detail
-                ref = f"; paper {paper['gt_iso'][2]:.2f} vs {paper['gt_iso'][0]:.2f}" if paper else ""
-            else:
-                a, b, full, split = detail
-                ref = (f"; paper {paper['gt'][METHODS.index(full)]:.2f} vs {paper['gt'][METHODS.index(split)]:.2f}"
-                       if paper else "")
-            lines.append(f"- {pairing}: {check} ({a:.2f} vs {b:.2f}, {d:+.2f} dB{ref}): {verdict}")
-    return lines
+    return [f"- {pairing}: {check} ({detail}): {'PASS' if ok else 'FAIL'}"
+            for pairing, mm in means.items()
+            for check, _, ok, detail in ordering_checks(mm["gt_iso"], mm["gt"], PAPER.get(pairing))]
 
 
 def paired_ordering(results, seeds):

@@ -24,7 +24,6 @@ Every finished cell is cached (``--cache``); a rerun resumes. Results:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -39,6 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
+from common import write_report as save_report  # noqa: E402
 
 SYNTH = {"membranes": "confocal", "nuclei-membranes": "light-sheet"}
 #: ``--psf auto:MODEL`` per pairing: the modality and what a user knows (immersion, dyes), not the NA
@@ -272,15 +272,7 @@ def write_report(args, synth, real):
         if model_rows:
             lines += ["", "| volume | `--psf auto:MODEL` | score |", "|---|---|---|", *model_rows]
         lines.append("")
-    from isonet_ij.io import atomic_path
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, force=True) as tmp:  # never a half-written report
-        tmp.write_text("\n".join(lines) + "\n")
-    with atomic_path(out.with_suffix(".json"), force=True) as tmp:
-        tmp.write_text(json.dumps({"synth": synth, "real": real}, indent=1, default=str))
-    print("\n".join(lines))
+    save_report(args.out, lines, {"synth": synth, "real": real})  # atomic: never a half-written report
 
 
 def main(argv=None):
