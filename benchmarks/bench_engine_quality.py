@@ -13,7 +13,9 @@ Score: PSNR after the least-squares affine intensity fit of the output to the re
 reference. The main table gives ``mean (std)`` over the seeds (std with ddof=1; no std
 with one seed), as the paper's Table 1 (which used n=10 phantoms of its own, 512^3-ish);
 a "Paper's ordering" section checks the paper's qualitative findings on the means, and the
-paper's own numbers are printed for reference.
+paper's own numbers are printed for reference. ``--ablations`` adds IsoNet-2 split without
+noise matching; ``--paper-recipe`` adds every network without it (the paper's pairs carry
+no added noise) and a section comparing full and split both ways.
 
 Every finished cell (pairing x seed x method) is cached as JSON under ``--cache``; a rerun
 with the same parameters skips it, so an interrupted run resumes. Each cell also keeps the
@@ -24,6 +26,7 @@ beside ``--out``) is drawn. Results go to ``benchmarks/results/engine_quality.md
     isonet bench table1 --profile quick     # --size 128 --minutes 3 --seeds 0
     isonet bench table1 --profile full      # --size 128 --minutes 15 --seeds 0,1,2 --ablations
     .venv/bin/python benchmarks/bench_engine_quality.py --size 128 --minutes 15 --seeds 0,1,2
+    .venv/bin/python benchmarks/bench_engine_quality.py --size 128 --minutes 3 --ablations --paper-recipe
     .venv/bin/python benchmarks/bench_engine_quality.py --size 64 --minutes 1 --pairings nuclei
 
 Goals checked in the report: IsoNet-2 split beats bicubic and RL vs isotropic GT on every
@@ -58,12 +61,17 @@ PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's pape
 }
 METHODS = ["bicubic", "rl", "srcnn", "isonet1-full", "isonet1-split", "isonet2-full", "isonet2-split"]
 ABLATIONS = ["isonet2-split-nonoise"]
+NETWORKS = [m for m in METHODS if m.startswith("isonet")]
+#: Suffix of a network trained without noise matching (the paper's pairs carry no added noise).
+NONOISE = "-nonoise"
+#: ``--paper-recipe``: every network of Table 1 trained without noise matching as well.
+PAPER_RECIPE = [m + NONOISE for m in NETWORKS]
 LABELS = {
     "bicubic": "Bicubic (input)", "rl": "Deconv (RL)", "srcnn": "SRCNN",
     "isonet1-full": "IsoNet-1 full", "isonet1-split": "IsoNet-1 split",
     "isonet2-full": "IsoNet-2 full", "isonet2-split": "IsoNet-2 split",
-    "isonet2-split-nonoise": "IsoNet-2 split, no noise matching",
 }
+LABELS.update({m + NONOISE: LABELS[m] + ", no noise matching" for m in NETWORKS})
 #: The paper's Table 1 (mean PSNR in dB over n=10 phantoms, its own 512^3-ish volumes),
 #: columns in the order of METHODS: pairing -> reference -> values.
 PAPER = {
@@ -91,8 +99,11 @@ def parse_args(argv=None):
     p.add_argument("--seeds", default="0", help="comma list of phantom seeds (default 0); the table "
                    "gives mean (std) over them")
     p.add_argument("--seed", dest="seeds", help="alias of --seeds (one seed)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ", ".join(METHODS + ABLATIONS))
+    p.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ", ".join(dict.fromkeys(METHODS + ABLATIONS + PAPER_RECIPE)))
     p.add_argument("--ablations", action="store_true", help="also run " + ", ".join(ABLATIONS))
+    p.add_argument("--paper-recipe", action="store_true",
+                   help="also train every network without noise matching, as the paper's pairs were made "
+                   "(" + ", ".join(PAPER_RECIPE) + "): the report compares full and split both ways")
     p.add_argument("--rl-iterations", default="10,30", help="RL iteration counts; the first is the table's RL column")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default all cores)")
     p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "engine_quality"))
@@ -170,7 +181,7 @@ def run_method(method, case, args, rl_iters, refs, seed=0):
     else:
         parts = method.split("-")
         arch, mode = parts[0], parts[1]
-        extra = {"noise_match": False} if method.endswith("nonoise") else {}
+        extra = {"noise_match": False} if method.endswith(NONOISE) else {}
     from isonet_ij.pairs import max_patch_size
 
     patch = min(64, max_patch_size(g.shape, f))  # 64 (measured default) unless the volume is smaller
@@ -232,6 +243,8 @@ def main(argv=None):
     methods = [m for m in args.methods.split(",") if m]
     if args.ablations:
         methods += [a for a in ABLATIONS if a not in methods]
+    if args.paper_recipe:
+        methods += [a for a in PAPER_RECIPE if a not in methods]
     rl_iters = [int(v) for v in args.rl_iterations.split(",") if v]
     extra_rl = [f"rl-{it}" for it in rl_iters[1:]]
     cache = Path(args.cache)
@@ -516,6 +529,8 @@ def write_report(args, results, methods, extra_rl, montages=None, incomplete=Non
                    "full minus split vs GT; SRCNN minus bicubic vs isotropic GT (agrees within +-1 dB)."),
                   ""] + paired
 
+    lines += recipe_section(means)
+
     detail = axial_detail_table(results, seed_refs or {}, cols)
     if detail:
         lines += ["", "## Axial detail recovered (central xz slice)", "",
@@ -574,12 +589,14 @@ def write_report(args, results, methods, extra_rl, montages=None, incomplete=Non
                                   "means": means, "cells": slim})
 
 
-def ordering_checks(iso, gt, paper=None):
+def ordering_checks(iso, gt, paper=None, *, srcnn_check=True):
     """The paper's qualitative findings on one set of PSNRs (method -> dB vs isotropic GT / GT).
 
     Returns ``[(check, d, ok, detail)]``: ``d`` the difference in dB the check is decided on,
     ``detail`` its text for the report (values compared and, with ``paper``, the paper's).
-    Used on the means (:func:`paper_ordering`) and on each seed alone (:func:`paired_ordering`).
+    Used on the means (:func:`paper_ordering`), on each seed alone (:func:`paired_ordering`)
+    and on the networks trained without noise matching (:func:`recipe_section`, which leaves
+    out the SRCNN check: it has no noise to match, so that check would repeat).
     """
     checks = []
 
@@ -602,7 +619,7 @@ def ordering_checks(iso, gt, paper=None):
             paper_ab = paper and (paper["gt"][METHODS.index(full)], paper["gt"][METHODS.index(split)])
             checks.append((f"{name} full > split vs GT", d, d > 0, compared(gt[full], gt[split], d, paper_ab)))
     # (c) SRCNN within 1 dB of the input (bicubic) vs the isotropic GT
-    if "srcnn" in iso and "bicubic" in iso:
+    if srcnn_check and "srcnn" in iso and "bicubic" in iso:
         d = iso["srcnn"] - iso["bicubic"]
         paper_ab = paper and (paper["gt_iso"][METHODS.index("srcnn")], paper["gt_iso"][METHODS.index("bicubic")])
         checks.append(("SRCNN within 1 dB of the input (bicubic) vs isotropic GT", d, abs(d) <= 1.0,
@@ -615,6 +632,58 @@ def paper_ordering(means):
     return [f"- {pairing}: {check} ({detail}): {'PASS' if ok else 'FAIL'}"
             for pairing, mm in means.items()
             for check, _, ok, detail in ordering_checks(mm["gt_iso"], mm["gt"], PAPER.get(pairing))]
+
+
+def without_noise_matching(scores):
+    """``scores`` (method -> dB) with each network's value taken from its ``-nonoise`` run.
+
+    The baselines stay (none of them has noise to match); networks without a ``-nonoise``
+    run are left out, so that no check mixes the two recipes.
+    """
+    out = {m: v for m, v in scores.items() if m in METHODS and m not in NETWORKS}
+    out.update({m: scores[m + NONOISE] for m in NETWORKS if m + NONOISE in scores})
+    return out
+
+
+def full_minus_split(scores, arch, suffix=""):
+    """``scores[arch-full] - scores[arch-split]`` (dB), of the runs named with ``suffix``."""
+    return scores[f"{arch}-full{suffix}"] - scores[f"{arch}-split{suffix}"]
+
+
+def recipe_section(means):
+    """Report lines comparing full and split with and without noise matching (``--paper-recipe``).
+
+    Empty unless some pairing has every network both ways. Noise matching is this engine's
+    addition to the paper's recipe; the table shows how it changes the full - split gaps the
+    paper's ordering is about, and the checks are the paper's on the networks without it.
+    """
+    pairings = {p: mm for p, mm in means.items()
+                if all(m in mm["gt"] and m + NONOISE in mm["gt"] for m in NETWORKS)}
+    if not pairings:
+        return []
+    lines = ["", "## Full vs split with and without noise matching", "",
+             ("The paper's training pairs are the lateral slices blurred and subsampled, with no noise "
+              "added; this engine adds back the noise the blur averaged away (noise matching, on by "
+              "default). Full minus split in dB, means over the seeds: with noise matching (the table "
+              "above), without it, and in the paper's Table 1."), "",
+             "| Volume | network | vs GT: noise matching | without | paper "
+             "| vs isotropic GT: noise matching | without | paper |", "|---|---|---|---|---|---|---|---|"]
+    for pairing, mm in pairings.items():
+        for arch, name in (("isonet1", "IsoNet-1"), ("isonet2", "IsoNet-2")):
+            cells = []
+            for ref in ("gt", "gt_iso"):
+                paper = PAPER.get(pairing, {}).get(ref)
+                gaps = [full_minus_split(mm[ref], arch), full_minus_split(mm[ref], arch, NONOISE)]
+                cells += [f"{g:+.2f}" for g in gaps]
+                cells.append("" if paper is None else f"{full_minus_split(dict(zip(METHODS, paper)), arch):+.2f}")
+            lines.append(f"| {pairing if arch == 'isonet1' else ''} | {name} | " + " | ".join(cells) + " |")
+    lines += ["", "The paper's ordering checked on the networks trained without noise matching "
+              "(baselines as above):", ""]
+    for pairing, mm in pairings.items():
+        checks = ordering_checks(without_noise_matching(mm["gt_iso"]), without_noise_matching(mm["gt"]),
+                                 PAPER.get(pairing), srcnn_check=False)
+        lines += [f"- {pairing}: {check} ({detail}): {'PASS' if ok else 'FAIL'}" for check, _, ok, detail in checks]
+    return lines
 
 
 def paired_ordering(results, seeds):
