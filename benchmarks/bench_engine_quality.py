@@ -243,8 +243,8 @@ def main(argv=None):
     methods = [m for m in args.methods.split(",") if m]
     if args.ablations:
         methods += [a for a in ABLATIONS if a not in methods]
-    if args.paper_recipe:
-        methods += [a for a in PAPER_RECIPE if a not in methods]
+    if args.paper_recipe:  # the four no-noise networks side by side, in the order of the others
+        methods = [m for m in methods if m not in PAPER_RECIPE] + PAPER_RECIPE
     rl_iters = [int(v) for v in args.rl_iterations.split(",") if v]
     extra_rl = [f"rl-{it}" for it in rl_iters[1:]]
     cache = Path(args.cache)
