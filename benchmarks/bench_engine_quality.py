@@ -99,7 +99,8 @@ def parse_args(argv=None):
     p.add_argument("--seeds", default="0", help="comma list of phantom seeds (default 0); the table "
                    "gives mean (std) over them")
     p.add_argument("--seed", dest="seeds", help="alias of --seeds (one seed)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ", ".join(dict.fromkeys(METHODS + ABLATIONS + PAPER_RECIPE)))
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma list of " + ", ".join(dict.fromkeys(METHODS + ABLATIONS + PAPER_RECIPE)))
     p.add_argument("--ablations", action="store_true", help="also run " + ", ".join(ABLATIONS))
     p.add_argument("--paper-recipe", action="store_true",
                    help="also train every network without noise matching, as the paper's pairs were made "
@@ -627,11 +628,15 @@ def ordering_checks(iso, gt, paper=None, *, srcnn_check=True):
     return checks
 
 
+def check_lines(pairing, checks):
+    """Report lines of :func:`ordering_checks` results: ``- pairing: check (detail): PASS``."""
+    return [f"- {pairing}: {check} ({detail}): {'PASS' if ok else 'FAIL'}" for check, _, ok, detail in checks]
+
+
 def paper_ordering(means):
     """PASS/FAIL lines for the paper's qualitative findings, from the mean PSNRs."""
-    return [f"- {pairing}: {check} ({detail}): {'PASS' if ok else 'FAIL'}"
-            for pairing, mm in means.items()
-            for check, _, ok, detail in ordering_checks(mm["gt_iso"], mm["gt"], PAPER.get(pairing))]
+    return [line for pairing, mm in means.items()
+            for line in check_lines(pairing, ordering_checks(mm["gt_iso"], mm["gt"], PAPER.get(pairing)))]
 
 
 def without_noise_matching(scores):
@@ -680,9 +685,9 @@ def recipe_section(means):
     lines += ["", "The paper's ordering checked on the networks trained without noise matching "
               "(baselines as above):", ""]
     for pairing, mm in pairings.items():
-        checks = ordering_checks(without_noise_matching(mm["gt_iso"]), without_noise_matching(mm["gt"]),
-                                 PAPER.get(pairing), srcnn_check=False)
-        lines += [f"- {pairing}: {check} ({detail}): {'PASS' if ok else 'FAIL'}" for check, _, ok, detail in checks]
+        lines += check_lines(pairing, ordering_checks(without_noise_matching(mm["gt_iso"]),
+                                                      without_noise_matching(mm["gt"]), PAPER.get(pairing),
+                                                      srcnn_check=False))
     return lines
 
 
