@@ -58,7 +58,7 @@ def real(name, step, data):
     import numpy as np
 
     from isonet_ij import grid
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
 
     full = np.squeeze(read_volume(Path(data) / REAL[name][0]).data).astype(np.float32)
     acq = full[::step]

@@ -144,7 +144,7 @@ def main(argv=None):
 
     from isonet_ij import __version__
     from isonet_ij.config import versions
-    from isonet_ij.io import atomic_path, write_json
+    from isonet_ij.volume_io import atomic_path, write_json
 
     peak = matmul_flops(args.repeat)
     restore_rows = [bench_restore(a, args, peak) for a in ("isonet1", "isonet2")]

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from isonet_ij.imagej import start_jvm  # noqa: E402
 from isonet_ij.imagej.convert import array_to_imageplus, imageplus_to_volume  # noqa: E402
-from isonet_ij.io import write_json  # noqa: E402
+from isonet_ij.volume_io import write_json  # noqa: E402
 
 
 def _data(dtype, shape, seed=0):

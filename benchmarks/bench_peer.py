@@ -124,7 +124,7 @@ def cell_key(args, pairing, method):
 def real_case(args, name):
     """A real near-isotropic volume, every ``--real-step``-th slice kept, as a case + reference."""
     from isonet_ij import grid
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
     from isonet_ij.psf import parse_psf_spec
 
     path = Path(args.data) / REAL[name]

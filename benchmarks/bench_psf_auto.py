@@ -163,7 +163,7 @@ def synth_part(args, cache):
 
 def real_part(args, cache):
     from isonet_ij import baselines, grid, metrics
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
 
     rows = {}
     for name in [n for n in args.real.split(",") if n]:

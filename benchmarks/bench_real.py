@@ -415,7 +415,7 @@ def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
 
     cache = Path(args.cache)
     thinned, no_gt = {}, None

@@ -63,7 +63,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from common import load_cell, save_cell, trained_key  # noqa: E402
 
 from isonet_ij import phantoms  # noqa: E402
-from isonet_ij.io import write_json  # noqa: E402
+from isonet_ij.volume_io import write_json  # noqa: E402
 from isonet_ij.metrics import seg_score  # noqa: E402
 from isonet_ij.segment import segment_nuclei  # noqa: E402
 

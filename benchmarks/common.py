@@ -36,7 +36,7 @@ def load_cell(cache: Path, key: str):
 
 def save_cell(cache: Path, key: str, data: dict) -> None:
     """Write cell ``key`` atomically."""
-    from isonet_ij.io import write_json
+    from isonet_ij.volume_io import write_json
 
     Path(cache).mkdir(parents=True, exist_ok=True)
     write_json(Path(cache) / f"{key}.json", data, force=True)
@@ -55,7 +55,7 @@ def synth_case(kind: str, size: int, seed: int):
 
 def write_report(out, lines, results) -> None:
     """Write the Markdown ``lines`` to ``out`` and ``results`` beside it as JSON (atomically); print."""
-    from isonet_ij.io import atomic_path, write_json
+    from isonet_ij.volume_io import atomic_path, write_json
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

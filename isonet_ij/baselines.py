@@ -23,7 +23,7 @@ METHODS = ("bicubic", "rl", "srcnn")
 
 
 def _check(volume):
-    from .io import as_volume3d
+    from .volume_io import as_volume3d
 
     return as_volume3d(volume)
 

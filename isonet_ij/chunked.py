@@ -178,7 +178,7 @@ def _model_spec(model, backend, weights, local: bool):
 def _open_source(src):
     """ndarray / ZarrVolume / (path, dataset) / ("__tiff__", path) spec -> sliceable (z, y, x)."""
     if isinstance(src, tuple) and len(src) == 2 and src[0] == "__tiff__":
-        from .io import open_lazy_tiff
+        from .volume_io import open_lazy_tiff
 
         return open_lazy_tiff(src[1])
     if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], str):
@@ -525,7 +525,7 @@ def restore_chunked(
     import zarr
 
     from .io_zarr import ZarrVolume, create_ome_zarr, is_zarr, open_zarr_volume
-    from .io import LazyTiffVolume, open_lazy_tiff
+    from .volume_io import LazyTiffVolume, open_lazy_tiff
     from .restore import _check_volume, _halo, _normalization, default_border, min_inference_bytes, parse_memory, plan_tiles
 
     t0 = time.perf_counter()

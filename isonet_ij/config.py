@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .io import write_json
+from .volume_io import write_json
 
 __all__ = [
     "FORMAT_VERSION",
@@ -345,7 +345,7 @@ def read_config(model_dir) -> Config:
 
 def save_psf(model_dir, psf) -> Path:
     """Store the 3D PSF (float32) as ``psf.tif`` in the model directory (atomically)."""
-    from .io import write_volume
+    from .volume_io import write_volume
 
     return write_volume(
         Path(model_dir) / PSF_TIF, np.asarray(psf, dtype=np.float32), force=True,

@@ -163,7 +163,7 @@ def _prepare_out(path, force: bool, *, is_dir=False) -> Path:
 
 
 def _atomic_write_bytes(path: Path, data: bytes, force: bool) -> Path:
-    from .io import atomic_path
+    from .volume_io import atomic_path
 
     with atomic_path(path, force=force) as tmp:
         Path(tmp).write_bytes(data)
@@ -345,13 +345,13 @@ def _sample_volume(tm: TrainedModel, sample):
     """A volume for the test tensors and cover: ``sample``, the training input, or a phantom."""
     if sample is not None:
         if isinstance(sample, (str, Path)):
-            from .io import read_volume
+            from .volume_io import read_volume
 
             return np.asarray(read_volume(sample).data, np.float32), str(sample)
         return np.asarray(sample, np.float32), "given array"
     src = tm.config.train_input
     if src and Path(src).is_file():
-        from .io import read_volume
+        from .volume_io import read_volume
 
         try:
             vol = read_volume(src)
@@ -487,7 +487,7 @@ def export_bioimageio(model, path, *, sample=None, force: bool = False, name: st
         (td / "README.md").write_text(_readme(tm, sample_desc, check))
         attachments = [bio.FileDescr(source=td / PACKAGE_CONFIG)]
         if tm.psf is not None:
-            from .io import write_volume
+            from .volume_io import write_volume
 
             write_volume(td / "psf.tif", np.asarray(tm.psf, np.float32), force=True)
             attachments.append(bio.FileDescr(source=td / "psf.tif"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import RegionVolume
+from .volume_io import RegionVolume
 
 __all__ = ["is_zarr", "open_zarr_volume", "create_ome_zarr", "write_ome_zarr", "ZarrVolume"]
 

@@ -152,7 +152,7 @@ def validate_psf(h, *, name: str = "psf") -> np.ndarray:
 
 
 def _check_voxel_size(voxel_size, *, name: str = "voxel_size") -> tuple[float, float, float]:
-    from isonet_ij.io import normalize_voxel_size
+    from isonet_ij.volume_io import normalize_voxel_size
 
     try:
         return normalize_voxel_size(voxel_size, name=name)
@@ -664,7 +664,7 @@ def load_psf(
     """
     from scipy import ndimage
 
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
 
     vol = read_volume(path)
     if vol.axes != "ZYX":

@@ -26,7 +26,7 @@ _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def _as_volume(arr, name: str) -> np.ndarray:
-    from .io import as_volume3d
+    from .volume_io import as_volume3d
 
     a = as_volume3d(arr, name)
     if not np.all(np.isfinite(a)):
@@ -319,7 +319,7 @@ def plot_bead_psf(psf: np.ndarray, report: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
+    from .volume_io import atomic_path
 
     cz, cy, cx = (s // 2 for s in psf.shape)
     dz, dy, dx = report["voxel_size"]
@@ -580,7 +580,7 @@ def plot_spectra(report: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
+    from .volume_io import atomic_path
 
     k = np.asarray(report["frequencies"])
     fig, ax = plt.subplots(figsize=(6, 4))

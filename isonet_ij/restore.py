@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from . import grid, pairs
-from .io import as_volume3d
+from .volume_io import as_volume3d
 from .config import FUSIONS, TrainedModel, load_model
 
 __all__ = [

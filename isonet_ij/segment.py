@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .io import VolumeError, normalize_voxel_size
+from .volume_io import VolumeError, normalize_voxel_size
 
 __all__ = [
     "Threshold",

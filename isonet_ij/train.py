@@ -16,7 +16,7 @@ Defaults chosen by measurement (numbers in :class:`isonet_ij.config.Config`): Ad
 from __future__ import annotations
 
 import csv
-import io as _io
+import io
 import json
 import logging
 import math
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import pairs
-from .io import as_volume3d
+from .volume_io import as_volume3d
 from .config import (
     OPTIMIZER_LAST,
     TRAIN_STATE,
@@ -43,7 +43,7 @@ from .config import (
     save_psf,
     write_config,
 )
-from .io import atomic_path, write_json
+from .volume_io import atomic_path, write_json
 
 __all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps",
            "training_step_for"]
@@ -294,7 +294,7 @@ def _load_optimizer(opt, net, path: Path) -> bool:
 
 
 def _write_log(path: Path, history: list) -> None:
-    buf = _io.StringIO()
+    buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
     w.writeheader()
     for row in history:

@@ -135,7 +135,7 @@ def test_cli_restore_to_zarr_keeps_voxel_size_and_refuses_to_overwrite(tmp_path,
     """`isonet restore IN.tif -o OUT.zarr` goes through the chunked path."""
     from isonet_ij.backends import find_demo_package
     from isonet_ij.cli import main
-    from isonet_ij.io import write_volume
+    from isonet_ij.volume_io import write_volume
     from isonet_ij.io_zarr import open_zarr_volume
 
     rng = np.random.default_rng(0)
@@ -157,7 +157,7 @@ def test_tiff_source_is_read_by_regions_and_equals_in_memory(tmp_path, demo, vol
     tifffile's zarr store; both give the in-memory restoration."""
     import tifffile
 
-    from isonet_ij.io import LazyTiffVolume, write_volume
+    from isonet_ij.volume_io import LazyTiffVolume, write_volume
 
     plain = tmp_path / "in.tif"
     write_volume(plain, volume, voxel_size=(1.0, 0.25, 0.25))
@@ -176,7 +176,7 @@ def test_tiff_source_is_read_by_regions_and_equals_in_memory(tmp_path, demo, vol
 
 
 def test_tiff_source_with_nan_is_refused_before_any_output(tmp_path, demo, volume):
-    from isonet_ij.io import write_volume
+    from isonet_ij.volume_io import write_volume
 
     bad = volume.copy()
     bad[5, 10, 10] = np.nan
@@ -230,7 +230,7 @@ def test_onnx_workers_never_import_tensorflow(tmp_path, demo, volume):
 
 def test_cli_restores_an_ome_zarr_input_to_a_tiff_when_it_fits(tmp_path, demo, volume, reference):
     from isonet_ij.cli import main
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
 
     src = tmp_path / "in.zarr"
     io_zarr.write_ome_zarr(src, volume, voxel_size=(1.0, 0.25, 0.25), chunks=(4, 16, 16))

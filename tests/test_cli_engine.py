@@ -8,7 +8,7 @@ import tifffile
 
 pytest.importorskip("tensorflow")
 
-from isonet_ij import io as vio  # noqa: E402
+from isonet_ij import volume_io as vio  # noqa: E402
 from isonet_ij.cli import main  # noqa: E402
 from isonet_ij.config import read_config  # noqa: E402
 

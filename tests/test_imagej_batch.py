@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from isonet_ij.io import read_volume, write_volume
+from isonet_ij.volume_io import read_volume, write_volume
 
 pytestmark = pytest.mark.imagej
 

@@ -99,7 +99,7 @@ def test_segment_macro_gives_the_engine_labels_with_a_label_lut(imagej_bridge, s
 
 def test_train_macro_writes_a_model_that_isonet_restore_uses(imagej_bridge, stack_imp, tmp_path):
     from isonet_ij.cli import main
-    from isonet_ij.io import read_volume, write_volume
+    from isonet_ij.volume_io import read_volume, write_volume
 
     model = tmp_path / "trained in ImageJ"
     _, err = run_macro(
@@ -201,7 +201,7 @@ def psf_phantom():
 
 def test_estimate_psf_macro_equals_engine_and_writes_the_gaussian_psf(
         imagej_bridge, psf_phantom, tmp_path):
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
     from isonet_ij.psf import gaussian_psf
     from isonet_ij.psf_estimate import estimate_axial_blur
 

@@ -131,7 +131,7 @@ def test_train_script_writes_a_loadable_model(stack_imp, tmp_path):
 
 
 def test_estimate_psf_script_gives_the_command_result(imagej_bridge, tmp_path):
-    from isonet_ij.io import read_volume
+    from isonet_ij.volume_io import read_volume
     from isonet_ij.phantoms import synthesize
 
     data = np.asarray(synthesize("nuclei", size=64, psf="gaussian:2,8", factor=4, seed=0)["input"])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from isonet_ij.io import read_volume
+from isonet_ij.volume_io import read_volume
 from isonet_ij.segment import (
     auto_threshold,
     fill_holes,

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 from isonet_ij import phantoms
 from isonet_ij.cli import main
-from isonet_ij.io import read_volume
+from isonet_ij.volume_io import read_volume
 
 
 def _gaussian_kernel(sigma_zyx, radius_zyx):
@@ -354,7 +354,7 @@ def test_cli_refuses_to_overwrite_without_force_and_leaves_files_untouched(tmp_p
 
 
 def test_cli_failure_while_writing_leaves_nothing_partial(tmp_path, monkeypatch):
-    from isonet_ij import io as vio
+    from isonet_ij import volume_io as vio
 
     def broken(*args, **kwargs):
         raise OSError("disk full")

@@ -15,7 +15,7 @@ from scipy.optimize import nnls
 from scipy.signal import fftconvolve
 
 from isonet_ij import psf as P
-from isonet_ij.io import write_volume
+from isonet_ij.volume_io import write_volume
 
 N_WATER = 1.33
 VS = 0.1  # um, isotropic grid of the optical PSFs below

@@ -80,7 +80,7 @@ def test_beads_bad_input():
 
 def test_cli_from_beads(tmp_path):
     from isonet_ij.cli import main
-    from isonet_ij.io import read_volume, write_volume
+    from isonet_ij.volume_io import read_volume, write_volume
 
     src = write_volume(tmp_path / "beads.tif", _beads(_model("gaussian"), grid=3),
                        voxel_size=(0.2, 0.05, 0.05))
@@ -131,7 +131,7 @@ def test_auto_confocal_fits_the_na_of_the_phantom_psf(tmp_path, capsys):
     """`isonet psf estimate --model confocal:...` keeps the optical model's shape and fits its NA."""
     from isonet_ij import phantoms
     from isonet_ij.cli import main
-    from isonet_ij.io import read_volume, write_volume
+    from isonet_ij.volume_io import read_volume, write_volume
     from isonet_ij.psf_estimate import shell_extra_sigma
 
     case = phantoms.synthesize("membranes", size=64, seed=1)  # confocal NA 1.1, factor 4, 0.1 um voxels

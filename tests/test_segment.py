@@ -13,7 +13,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from isonet_ij.cli import main
-from isonet_ij.io import VolumeError, read_volume, write_volume
+from isonet_ij.volume_io import VolumeError, read_volume, write_volume
 from isonet_ij.metrics import seg_score
 from isonet_ij.segment import (
     Threshold,

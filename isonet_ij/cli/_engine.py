@@ -260,7 +260,7 @@ def _psf(spec, vol, *, required: bool):
     if Path(spec).expanduser().is_file():
         # A PSF.tif must already be a PSF on the isotropic grid: odd sizes, non-negative,
         # positive sum. Check the raw file so that a bad one is an error, not resampled.
-        from .. import io as vio
+        from .. import volume_io as vio
 
         raw = vio.read_volume(Path(spec).expanduser())
         if raw.axes != "ZYX":
@@ -356,7 +356,7 @@ def _zarr_in_memory(args):
     import numpy as np
 
     from .. import grid
-    from ..io import Volume, available_memory
+    from ..volume_io import Volume, available_memory
     from ..io_zarr import open_zarr_volume
 
     src = open_zarr_volume(args.input)
@@ -393,7 +393,7 @@ def _restore_chunked_cli(args) -> int:
 
 def cmd_train(args) -> int:
     _quiet_tf()
-    from .. import io as vio
+    from .. import volume_io as vio
     from ..config import Config
     from ..train import parse_duration, train
 
@@ -452,7 +452,7 @@ def cmd_restore(args) -> int:
     _quiet_tf()
     import numpy as np
 
-    from .. import io as vio
+    from .. import volume_io as vio
     from ..backends import trained_model
     from ..nets import set_threads
     from ..restore import parse_memory, restore_stack
@@ -512,7 +512,7 @@ def cmd_restore(args) -> int:
 def cmd_baseline(args) -> int:
     _quiet_tf()
     from .. import baselines
-    from .. import io as vio
+    from .. import volume_io as vio
 
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
     vol = vio.read_volume(args.input)
@@ -582,7 +582,7 @@ def score_volumes(restored, reference, *, with_ssim: bool = True) -> dict:
 
 
 def cmd_score(args) -> int:
-    from .. import io as vio
+    from .. import volume_io as vio
 
     if args.json:
         vio.check_output_path(args.json, force=args.force)
@@ -612,7 +612,7 @@ def cmd_demo(args) -> int:
     import numpy as np
 
     from .. import baselines, grid, phantoms
-    from .. import io as vio
+    from .. import volume_io as vio
     from ..config import Config
     from ..pairs import max_patch_size
     from ..nets import set_threads
@@ -793,7 +793,7 @@ def _demo_montage(path, g, restored, gt_iso, f, *, force) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .. import io as vio
+    from .. import volume_io as vio
 
     n_out, n_y, _ = restored.shape
     i = g.shape[0] // 2

@@ -116,7 +116,7 @@ def fiji_install(fiji, *, force: bool = False) -> list[Path]:
     ``force``, FileNotFoundError when ``fiji`` is not a Fiji folder.
     """
     from ..imagej.jvm import find_fiji
-    from ..io import atomic_path
+    from ..volume_io import atomic_path
 
     root = find_fiji(fiji)
     src = scripts_dir()

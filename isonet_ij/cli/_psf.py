@@ -65,7 +65,7 @@ def register(subparsers) -> None:
 
 def _read_stack(path, label: str, args):
     """The ZYX stack at ``path`` after checking every output of ``args`` (nothing written yet)."""
-    from ..io import check_output_path, read_volume
+    from ..volume_io import check_output_path, read_volume
 
     for out in (args.output, args.report, args.plot):
         if out is not None:
@@ -77,7 +77,7 @@ def _read_stack(path, label: str, args):
 
 
 def cmd_from_beads(args) -> int:
-    from ..io import write_json, write_volume
+    from ..volume_io import write_json, write_volume
     from ..psf_estimate import psf_from_beads
 
     vol = _read_stack(args.beads, "BEADS.tif", args)
@@ -93,7 +93,7 @@ def cmd_from_beads(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..io import write_json, write_volume
+    from ..volume_io import write_json, write_volume
     from ..psf import gaussian_psf, parse_psf_spec
     from ..psf_estimate import estimate_axial_blur, estimate_summary, fit_optical_psf
 

@@ -121,7 +121,7 @@ def _zyx(vol, what: str):
 def run_segment(args) -> int:
     import warnings
 
-    from .. import io as vio
+    from .. import volume_io as vio
     from ..segment import segment_nuclei
 
     threshold = _threshold_arg(args.threshold)
@@ -173,7 +173,7 @@ def run_segment(args) -> int:
 
 
 def run_score(args) -> int:
-    from .. import io as vio
+    from .. import volume_io as vio
     from ..metrics import seg_score
 
     pred = _zyx(vio.read_volume(args.labels), args.labels)

@@ -115,7 +115,7 @@ def _factor_arg(value):
 
 def run(args) -> int:
     """Synthesize, then write every file atomically (all or nothing)."""
-    from .. import io as vio
+    from .. import volume_io as vio
     from .. import phantoms
 
     out = Path(args.output)

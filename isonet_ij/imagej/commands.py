@@ -135,7 +135,7 @@ def _java_free_bytes() -> int:
 
 def _python_available_bytes() -> int | None:
     """Physical memory available to this process (Linux ``MemAvailable``), or None."""
-    from ..io import available_memory
+    from ..volume_io import available_memory
 
     return available_memory()
 
@@ -531,7 +531,7 @@ _TABLE_COLUMNS = ("sigma_xy", "sigma_z", "sigma_extra", "factor", "psf_spec", "n
 
 def _psf_output_path(path, imp) -> Path | None:
     """The PSF file to write (None: none); refuses non-TIFF names and the image's own file."""
-    from ..io import check_output_path
+    from ..volume_io import check_output_path
 
     text = str(path or "").strip()
     if not text:
@@ -615,7 +615,7 @@ def estimate_psf_imageplus(
     summary.update(factor_source=source, channel=c + 1, frame=t + 1, input=str(imp.getTitle()),
                    psf_output=None)
     if out is not None:
-        from ..io import write_volume
+        from ..volume_io import write_volume
 
         _, unit = calibration_of(imp)
         dx = vol.voxel_size[2] if vol.voxel_size else 1.0

@@ -2,7 +2,7 @@
 
 ImageJ stores a hyperstack as one list of planes, channel fastest, then z, then time
 (stack index ``c + z*C + t*C*Z``), i.e. a C-ordered ``(T, Z, C, Y, X)`` array: the axis
-order of :mod:`isonet_ij.io`. Planes are copied in bulk, one JNI call per plane (no
+order of :mod:`isonet_ij.volume_io`. Planes are copied in bulk, one JNI call per plane (no
 per-pixel Python): ImageJ -> numpy through the buffer of each Java array, numpy -> ImageJ
 by constructing each Java array from a contiguous numpy plane. ImageJ's 16-bit pixels are
 Java ``short`` (signed): the bits are reinterpreted as ``uint16``, never converted.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io import Volume, VolumeError
+from ..volume_io import Volume, VolumeError
 
 __all__ = [
     "ImageError",
@@ -82,7 +82,7 @@ def check_imageplus(imp, *, what: str = "image") -> None:
 
 
 def imageplus_to_volume(imp, *, channel: int | None = None, frame: int | None = None) -> Volume:
-    """Copy an ImagePlus (stack or hyperstack) into a :class:`isonet_ij.io.Volume`.
+    """Copy an ImagePlus (stack or hyperstack) into a :class:`isonet_ij.volume_io.Volume`.
 
     Parameters
     ----------
@@ -217,7 +217,7 @@ def array_to_imageplus(
         imp.setOpenAsHyperStack(True)
     cal = calibration.copy() if calibration is not None else _cls("ij.measure.Calibration")()
     if voxel_size is not None:
-        from ..io import normalize_voxel_size
+        from ..volume_io import normalize_voxel_size
 
         dz, dy, dx = normalize_voxel_size(voxel_size)
         cal.pixelDepth, cal.pixelHeight, cal.pixelWidth = dz, dy, dx
@@ -245,7 +245,7 @@ def _auto_range(data: np.ndarray) -> tuple[float, float]:
 
 
 def volume_to_imageplus(volume: Volume, *, title: str | None = None, **kwargs):
-    """:func:`array_to_imageplus` of a :class:`isonet_ij.io.Volume` (keeps its calibration)."""
+    """:func:`array_to_imageplus` of a :class:`isonet_ij.volume_io.Volume` (keeps its calibration)."""
     kwargs.setdefault("voxel_size", volume.voxel_size)
     kwargs.setdefault("unit", volume.unit)
     if title is None:

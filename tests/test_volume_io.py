@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from isonet_ij.io import (
+from isonet_ij.volume_io import (
     Volume,
     VolumeError,
     normalize_voxel_size,
