@@ -32,7 +32,7 @@ import numpy as np
 import psutil
 
 from isonet_ij import grid, io_zarr
-from isonet_ij.restore import parse_memory
+from isonet_ij.tiling import parse_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 ISONET = [sys.executable, "-m", "isonet_ij"]

@@ -114,7 +114,7 @@ def srcnn(volume, factor, *, config=None, time_budget=None, model_dir=None, prog
     model_dir : str or Path, optional
         Keep the trained model there.
     return_model : bool
-        Also return the TrainedModel.
+        Also return the trained SRCNN (an IsoNetModel).
 
     Returns
     -------

@@ -6,11 +6,13 @@
 1. normalization percentiles are computed once for the whole volume, from exactly the same
    strided sample as :func:`isonet_ij.pairs.percentiles` (read slab by slab);
 2. the output is cut into columns of ``(all output z, cy, cx)``; a column needs the input
-   region ``(all acquired z, y0-H:y1+H, x0-H:x1+H)`` with ``H = restore._halo(arch)`` (>=
+   region ``(all acquired z, y0-H:y1+H, x0-H:x1+H)`` with ``H = tiling.halo_of(arch)`` (>=
    the receptive field, a multiple of 4), clipped at the volume borders. Because every
    block holds all z, the cubic z interpolation needs no z halo and equals the in-memory one;
-3. inside a block the in-memory engine runs unchanged (:func:`restore.apply_to_planes` on
-   the xz planes ``y0:y1`` and the yz planes ``x0:x1``, then :func:`restore.fuse`). The
+3. a block is restored by the in-memory engine's own function,
+   :func:`isonet_ij.restore.restore_region` (the xz planes ``y0:y1`` and the yz planes
+   ``x0:x1`` of the region, fused), which :func:`isonet_ij.restore.restore` runs on the
+   whole volume. The
    block's frame edges inside the volume (reflected border, then the network's zero
    padding) differ from the in-memory frame, but a kept output lies >= H from them and
    sees only real data; at true volume borders both frames are the same. As ``cy``, ``cx``,
@@ -32,7 +34,7 @@ this process and, with ``"processes"``, the worker processes it starts (with an 
 scheduler: this process and the cluster's workers). The run first loads the model in
 every worker, measures what the processes hold, and splits the rest evenly between the
 workers: each gets a block (input region, upsampled region, planes, result; see
-:func:`block_bytes`) and an inference working set (:func:`isonet_ij.restore.plan_tiles`).
+:func:`block_bytes`) and an inference working set (:func:`isonet_ij.tiling.plan_tiles`).
 The default chunk size follows from that share. A budget the processes already fill
 raises a ``MemoryBudgetError`` that names what they hold. Use the ONNX backend
 (``backend="onnx"``) for small workers: it imports no TensorFlow (~100 MiB per worker
@@ -44,31 +46,46 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
-import threading
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from . import grid, pairs
+from .model import IsoNetModel, load_model, load_model_cached
+from .restore import check_options, check_volume, region_plan, resolve_normalization, restore_region
+from .scheduling import (
+    SchedulerError,
+    make_executor,
+    process_rss,
+    release_free_memory,
+    tree_rss,
+)
+from .tiling import default_border, halo_of, min_inference_bytes, parse_memory, round_up
 
-__all__ = ["restore_chunked", "OutputExistsError", "SchedulerError", "MemoryBudgetError", "block_bytes"]
+__all__ = [
+    "restore_chunked",
+    "OutputExistsError",
+    "SchedulerError",
+    "MemoryBudgetError",
+    "block_bytes",
+    "process_rss",
+    "tree_rss",
+]
 
 log = logging.getLogger(__name__)
 
 DONE = "isonet_done"
 ATTR = "isonet_chunked"
+#: Parameters a resumed run must share with the run that started the output.
+RESUME_KEYS = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border")
 
 
 class OutputExistsError(ValueError, FileExistsError):
     """The output store exists and neither ``resume`` nor ``force`` was given."""
-
-
-class SchedulerError(ValueError):
-    """The dask scheduler cannot be reached."""
 
 
 class MemoryBudgetError(ValueError):
@@ -77,43 +94,14 @@ class MemoryBudgetError(ValueError):
 
 #: Default ``max_memory`` of a chunked run: all processes together.
 DEFAULT_TOTAL_MEMORY = 4 << 30
-#: Memory kept back for the growth of this process when it hosts the dask scheduler and the
-#: nannies of a LocalCluster (task states, event logs, system monitors): +12 MiB over a
-#: 34-minute, 441-column run (benchmarks/results/chunked.md), doubled.
-SCHEDULER_RESERVE = 24 << 20
 #: Share of a worker's memory for the block in flight and for inference (the rest is slack
 #: for zarr codec buffers and allocator fragmentation).
 BLOCK_SHARE, INFERENCE_SHARE = 0.4, 0.4
+#: Columns are multiples of this (the U-Net's pooling grid).
+MULTIPLE = 4
 
 
-def process_rss(pid: int | None = None) -> int:
-    """Resident bytes of a process (this one by default)."""
-    try:
-        import psutil
-    except ImportError:  # psutil comes with dask.distributed; plain threads runs may lack it
-        with open(f"/proc/{pid or 'self'}/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    return psutil.Process(pid).memory_info().rss
-
-
-def tree_rss(pid: int | None = None) -> int:
-    """Summed resident bytes of a process (this one by default) and all its descendants."""
-    try:
-        import psutil
-    except ImportError:
-        return process_rss(pid)
-    try:
-        me = psutil.Process(pid)
-        procs = [me, *me.children(recursive=True)]
-    except psutil.Error:  # the process has exited
-        return 0
-    total = 0
-    for p in procs:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:  # a child that just exited
-            pass
-    return total
+# --------------------------------------------------------------------------- workers
 
 
 def _warm_worker(model_spec, src=None):
@@ -122,54 +110,38 @@ def _warm_worker(model_spec, src=None):
     Reading one voxel imports zarr and its codecs (or maps the TIFF), so that what every
     block needs besides its arrays is part of the measured resident memory.
     """
-    if model_spec[0] != "obj":
-        _model_from_spec(model_spec)
+    _model_of(model_spec)
     if src is not None:
         import zarr  # noqa: F401 - the output store's codecs: imported by every block
 
         vol = _open_source(src)
         np.asarray(vol[:1, :1, :1])
-    _release_free_memory()
+    release_free_memory()
     return process_rss()
 
 
-# --------------------------------------------------------------------------- model cache
-
-_MODELS: dict = {}
-_MODELS_LOCK = threading.Lock()
-#: Number of model loads in this process (tests check one load per worker).
-LOADS = {"n": 0}
-
-
-def _model_from_spec(spec):
-    kind = spec[0]
-    if kind == "obj":
+def _model_of(spec) -> IsoNetModel:
+    """The model of a spec: ("obj", model) in this process, or ("path", ...) loaded once per worker."""
+    if spec[0] == "obj":
         return spec[1]
     _, source, backend, weights = spec
-    key = (str(source), backend, weights)
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            from .backends import trained_model
-
-            _MODELS[key] = trained_model(source, backend=backend, weights=weights, threads=1)
-            LOADS["n"] += 1
-        return _MODELS[key]
+    return load_model_cached(source, backend=backend, weights=weights, threads=1)
 
 
 def _model_spec(model, backend, weights, local: bool):
-    from .config import TrainedModel
-
-    if isinstance(model, TrainedModel):
+    """(what the tasks get, the model here): the object for threads, a path for processes."""
+    if isinstance(model, IsoNetModel):
+        model = load_model(model, backend=backend)
         if local:
             return ("obj", model), model
-        src = getattr(model.net, "source", None) or model.path
-        if not src or src == "memory":
+        if model.path is None:
             msg = ("`model` was trained in memory and cannot be sent to worker processes; "
                    "save it (or export a package) and pass its path, or use scheduler='threads'")
             raise ValueError(msg)
-        return ("path", str(src), backend, weights), model
+        return ("path", str(model.path), model.backend, model.weights if model.weights in ("best", "last") else "best"), model
     spec = ("path", str(model), backend, weights)
-    return (("obj", _model_from_spec(spec)) if local else spec), _model_from_spec(spec)
+    here = _model_of(spec)
+    return (("obj", here) if local else spec), here
 
 
 # --------------------------------------------------------------------------- source
@@ -185,6 +157,44 @@ def _open_source(src):
         from .io_zarr import open_zarr_volume
 
         return open_zarr_volume(src[0], dataset=src[1] or None)
+    return src
+
+
+@dataclass
+class _Source:
+    """The input of a run: what tasks read (``spec``), its shape, calibration and factor."""
+
+    spec: object
+    shape: tuple
+    voxel_size: tuple | None
+    factor: float | None
+
+
+def _source_of(source, factor, voxel_size) -> _Source:
+    """Open a path / zarr / TIFF lazily (never whole) or check an in-memory array."""
+    from .io_zarr import ZarrVolume, is_zarr, open_zarr_volume
+    from .volume_io import LazyTiffVolume, open_lazy_tiff
+
+    if isinstance(source, (str, Path)):
+        source = open_zarr_volume(source) if is_zarr(source) else open_lazy_tiff(source)
+    if isinstance(source, (ZarrVolume, LazyTiffVolume)):
+        voxel = source.voxel_size
+        if factor is None and voxel is not None:
+            factor = source.anisotropy()
+        elif factor is None and isinstance(source, ZarrVolume):
+            msg = (f"{source.path!r} has no OME-Zarr scale metadata (voxel sizes); give the anisotropy "
+                   "factor with `factor` (--factor)")
+            raise ValueError(msg)
+        # an uncalibrated TIFF: the model's factor, as for an in-memory restoration
+        src = _Source(source.spec(), tuple(source.shape), voxel, factor)
+    else:
+        vol = check_volume(source, "source")
+        # an in-memory array carries no calibration: take the caller's (dz, dy, dx)
+        voxel = None if voxel_size is None else tuple(float(v) for v in voxel_size)
+        src = _Source(vol, vol.shape, voxel, factor)
+    if src.shape[0] < 2:
+        msg = f"`source` has {src.shape[0]} z slice; restoration needs at least 2"
+        raise ValueError(msg)
     return src
 
 
@@ -214,80 +224,48 @@ def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab
     del samples
     lo, hi = pairs.percentiles(flat, low=low, high=high, max_samples=flat.size + 1)
     del flat
-    _release_free_memory()  # the slabs' heap memory, before the run measures what it holds
+    release_free_memory()  # the slabs' heap memory, before the run measures what it holds
     return (lo, hi), (vmin, vmax)
 
 
+
+def _normalization_of(src: _Source, ex, config, normalization):
+    """``(low, high)`` and the constant value of a constant volume (else None)."""
+    if not (isinstance(normalization, str) and normalization == "volume"):
+        return resolve_normalization(None, config, normalization), None
+    # read by a worker (process) when the source is on disk: the slabs' transient memory
+    # and what the readers keep stay out of this process, which holds the scheduler
+    run = _percentiles_and_range if isinstance(src.spec, np.ndarray) else partial(ex.run_one, _percentiles_and_range)
+    (lo, hi), (vmin, vmax) = run(src.spec, src.shape, low=config.normalization["p_low"],
+                                 high=config.normalization["p_high"])
+    return (lo, hi), (vmin if vmin == vmax else None)
+
+
 # --------------------------------------------------------------------------- one block
-
-
-def _restore_block(vol, tm, W, geom, *, lo, hi, fusion, passes, batch_size, max_memory, border):
-    """Restore output column ``(:, y0:y1, x0:x1)`` from input region ``ya:yb, xa:xb``."""
-    from .restore import apply_to_planes, fuse, plan_tiles
-
-    y0, y1, x0, x1, ya, yb, xa, xb = geom
-    raw = np.asarray(vol[:, ya:yb, xa:xb]).astype(np.float32, copy=False)
-    up = np.tensordot(W, raw, axes=(1, 0))  # (n_out, ny, nx)
-    n_out = up.shape[0]
-    scale, shift = np.float32(1.0 / (hi - lo)), np.float32(lo)
-    plan = plan_tiles(n_out, max(yb - ya, xb - xa), tm.config.arch, batch_size=batch_size, max_memory=max_memory,
-                      border=border)
-    out = None
-    for p in passes:
-        if p == "xz":
-            planes = (up[:, y0 - ya : y1 - ya, :].transpose(1, 0, 2) - shift) * scale
-            res = apply_to_planes(tm.net, planes, plan)[:, :, x0 - xa : x1 - xa].transpose(1, 0, 2)
-        else:
-            planes = (up[:, :, x0 - xa : x1 - xa].transpose(2, 0, 1) - shift) * scale
-            res = apply_to_planes(tm.net, planes, plan)[:, :, y0 - ya : y1 - ya].transpose(1, 2, 0)
-        out = np.ascontiguousarray(res) if out is None else fuse(out, res, fusion)
-    out *= np.float32(hi - lo)
-    out += np.float32(lo)
-    return out
 
 
 def _run_block(src, model_spec, out_path, idx, geom, params):
     """Worker task: restore one column, write its region, mark it done. Returns idx."""
     import zarr
 
-    vol = _open_source(src)
     g = zarr.open_group(out_path, mode="r+")
     arr, done = g["0"], g[DONE]
-    y0, y1, x0, x1 = geom[:4]
+    y0, y1, x0, x1, ya, yb, xa, xb = geom
     if params["constant"] is not None:
         block = np.full((arr.shape[0], y1 - y0, x1 - x0), params["constant"], np.float32)
     else:
-        tm = _model_from_spec(model_spec)
-        W = grid.interpolation_matrix(params["Z"], grid.output_coordinates(params["Z"], params["factor"])).astype(np.float32)
-        block = _restore_block(vol, tm, W, geom, lo=params["lo"], hi=params["hi"], fusion=params["fusion"],
-                               passes=params["passes"], batch_size=params["batch_size"], max_memory=params["max_memory"],
-                               border=params["border"])
+        region = np.asarray(_open_source(src)[:, ya:yb, xa:xb])
+        model = _model_of(model_spec)
+        plan = region_plan(arr.shape[0], yb - ya, xb - xa, model.config.arch, passes=params["passes"],
+                           batch_size=params["batch_size"], max_memory=params["max_memory"], border=params["border"])
+        block = restore_region(region, model, factor=params["factor"], low=params["lo"], high=params["hi"],
+                               keep=(y0 - ya, y1 - ya, x0 - xa, x1 - xa), fusion=params["fusion"],
+                               passes=params["passes"], plan=plan, max_memory=params["max_memory"])
     arr[:, y0:y1, x0:x1] = block
     done[idx[0], idx[1]] = 1
     del block
-    _release_free_memory()
+    release_free_memory()
     return idx
-
-
-def _release_free_memory() -> None:
-    """Give freed heap memory back to the OS (glibc keeps it per thread arena otherwise).
-
-    Blocks of tens of MB are allocated and freed for every column; without this the RSS of
-    a long run creeps above what its blocks need. No-op off glibc.
-    """
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            import ctypes
-
-            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM = None
 
 
 # --------------------------------------------------------------------------- planning
@@ -304,7 +282,7 @@ def _default_chunks(n_out, Z, Y, X, halo, budget, mult):
     c = mult * max(1, 512 // mult)
     while c > mult and block_bytes(n_out, Z, c, c, halo) > budget:
         c -= mult
-    return (min(c, _ceil_to(Y, mult)), min(c, _ceil_to(X, mult)))
+    return (min(c, round_up(Y, mult)), min(c, round_up(X, mult)))
 
 
 def _stored_chunks(out):
@@ -318,135 +296,112 @@ def _stored_chunks(out):
         return None
 
 
-def _ceil_to(n, m):
-    return int(math.ceil(n / m)) * m
+
+def _column_size(chunks, out: Path, resume: bool, n_out, shape, halo, block_budget) -> tuple[int, int]:
+    """(cy, cx): given, an earlier run's (resume), or the largest that fits the budget."""
+    Z, Y, X = shape
+    if chunks is None and resume and out.exists():
+        # a resumed run keeps the columns of the first one (the measured RSS varies)
+        chunks = _stored_chunks(out)
+    if chunks is None:
+        return _default_chunks(n_out, Z, Y, X, halo, block_budget, MULTIPLE)
+    cy, cx = (int(c) for c in chunks[-2:])
+    if cy < 1 or cx < 1:
+        msg = f"`chunks` must be positive (cy, cx), got {chunks!r}"
+        raise ValueError(msg)
+    return round_up(cy, MULTIPLE), round_up(cx, MULTIPLE)
 
 
-# --------------------------------------------------------------------------- executors
+@dataclass
+class _MemoryPlan:
+    budget: int
+    resident: int
+    holders: dict
+    share: int
+    need: int = 0
+    inference: int = 0
 
 
-class _ThreadExec:
-    """Dask's threaded scheduler (``dask.threaded.get``) in this process; the model is shared."""
-
-    def __init__(self, workers):
-        import dask.threaded  # noqa: F401 - imported before the run measures what it holds
-
-        self.workers = workers
-
-    def run(self, tasks, on_done):
-        """Run ``tasks`` [(key, fn, args)] as a dask graph, ``workers`` at a time; ``on_done(result)``
-        is called in this thread as each finishes (a dask callback). An exception (one of a
-        task's, or one ``on_done`` raises) returns only once the running tasks have finished."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        import dask.threaded
-        from dask.callbacks import Callback
-
-        # partial: dask must not look into the arguments (tuples of ints look like tasks)
-        graph = {key: (partial(fn, *args),) for key, fn, args in tasks}
-        if not graph:
-            return
-
-        class _Done(Callback):
-            def _posttask(self, key, result, dsk, state, worker_id):
-                on_done(result)
-
-        pool = ThreadPoolExecutor(max_workers=self.workers)
-        try:
-            with _Done():
-                # dask submits no more than num_workers (= the pool's) tasks at a time
-                dask.threaded.get(graph, list(graph), pool=pool)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def put(self, obj):
-        return obj
-
-    def run_one(self, fn, *args, **kwargs):
-        return fn(*args, **kwargs)
-
-    def resident(self, model_spec, src=None):
-        """RSS of the run's processes with the model loaded (here: this process)."""
-        rss = _warm_worker(model_spec, src)
-        return rss, {"this process": rss}
-
-    def close(self):
-        pass
+def _check_memory(mem: _MemoryPlan, model, n_out, cy, cx, halo, border, batch_size, workers) -> None:
+    """Raise MemoryBudgetError, naming what the processes hold, when a block does not fit."""
+    arch = model.config.arch
+    try:
+        if mem.share <= 0 or mem.need > mem.share * BLOCK_SHARE:
+            raise ValueError
+        region_plan(n_out, cy + 2 * halo, cx + 2 * halo, arch, batch_size=batch_size, max_memory=mem.inference,
+                    border=border)
+    except ValueError:
+        held = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in mem.holders.items())
+        least = mem.resident + workers * max(mem.need / BLOCK_SHARE, min_inference_bytes(arch) / INFERENCE_SHARE,
+                                             32 << 20)
+        onnx_hint = "" if model.backend == "onnx" else ", or --backend onnx (no TensorFlow per worker)"
+        msg = (f"`max_memory` = {mem.budget / 2**20:.0f} MiB cannot hold this run: its processes already hold "
+               f"{mem.resident / 2**20:.0f} MiB with the model loaded ({held}), leaving "
+               f"{max(mem.share, 0) / 2**20:.0f} MiB per worker for a {n_out}x{cy}x{cx} block "
+               f"(~{mem.need / BLOCK_SHARE / 2**20:.0f} MiB with inference). Raise --max-memory (at least "
+               f"~{least / 2**20:.0f} MiB), or use fewer --workers{onnx_hint}")
+        raise MemoryBudgetError(msg) from None
 
 
-class _DaskExec:
-    def __init__(self, scheduler, workers, timeout):
-        from distributed import Client
+# --------------------------------------------------------------------------- output store
 
-        self.own_cluster = self.own_client = None
-        if isinstance(scheduler, Client):
-            self.client = scheduler
-        elif scheduler == "processes":
-            import dask
-            from distributed import LocalCluster
 
-            # the workers' sampling profiler keeps growing histories: memory the plan cannot see
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
-                self.own_cluster = LocalCluster(n_workers=workers or max(1, (os.cpu_count() or 2) // 2),
-                                                threads_per_worker=1, processes=True, dashboard_address=None,
-                                                silence_logs=logging.WARNING)
-            self.client = self.own_client = Client(self.own_cluster)
-        else:
-            try:
-                self.client = self.own_client = Client(scheduler, timeout=timeout)
-            except (OSError, TimeoutError) as exc:
-                msg = (f"cannot reach the dask scheduler at `scheduler` = {scheduler!r} within {timeout:g} s "
-                       f"({type(exc).__name__}); start it (`dask scheduler`) or use 'threads' / 'processes'")
-                raise SchedulerError(msg) from None
-        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or (workers or 1))
+def _check_output(out: Path, resume: bool, force: bool) -> None:
+    if resume and force:
+        msg = "`resume` and `force` exclude each other: resume continues, force starts over"
+        raise ValueError(msg)
+    if out.exists() and not (resume or force):
+        msg = f"output {str(out)!r} exists; pass resume=True (--resume) to continue it or force=True (--force) to overwrite"
+        raise OutputExistsError(msg)
 
-    def run(self, tasks, on_done):
-        """Submit ``tasks`` [(key, fn, args)] as futures, at most 2 per worker in flight (the
-        scheduler holds no backlog of large arguments); ``on_done(result)`` as each finishes."""
-        from distributed import wait
 
-        window = 2 * self.workers
-        pending, it = set(), iter(tasks)
-        try:
-            while True:
-                while len(pending) < window:
-                    nxt = next(it, None)
-                    if nxt is None:
-                        break
-                    _, fn, args = nxt
-                    pending.add(self.client.submit(fn, *args, pure=False))
-                if not pending:
-                    break
-                for fut in wait(list(pending), return_when="FIRST_COMPLETED").done:
-                    pending.discard(fut)
-                    on_done(fut.result())
-        except BaseException:
-            self.client.cancel(list(pending))
-            raise
+def _resumed_done(out: Path, meta: dict) -> np.ndarray:
+    """The done markers of an earlier run with the same parameters, else a ValueError."""
+    import zarr
 
-    def put(self, obj):
-        return self.client.scatter(obj, broadcast=True) if isinstance(obj, np.ndarray) else obj
+    try:
+        g = zarr.open_group(str(out), mode="r+")
+        old = dict(g.attrs).get(ATTR)
+        done = np.asarray(g[DONE][...])
+    except Exception as exc:  # noqa: BLE001
+        msg = f"cannot resume {str(out)!r}: not an isonet chunked output ({exc}); use force=True (--force)"
+        raise ValueError(msg) from None
+    diff = [k for k in RESUME_KEYS
+            if json.loads(json.dumps(old.get(k) if old else None)) != json.loads(json.dumps(meta[k]))]
+    if diff:
+        msg = (f"cannot resume {str(out)!r}: its {', '.join(diff)} differ from this run's; "
+               "use the same input, model and options, or force=True (--force) to start over")
+        raise ValueError(msg)
+    return done
 
-    def run_one(self, fn, *args, **kwargs):
-        """``fn`` in a worker (its transient memory stays out of this process)."""
-        return self.client.submit(fn, *args, pure=False, **kwargs).result()
 
-    def resident(self, model_spec, src=None):
-        """RSS of the run's processes with the model loaded in every worker."""
-        per_worker = self.client.run(_warm_worker, model_spec, None if isinstance(src, np.ndarray) else src)
-        holders = {"this process": process_rss(), **per_worker}
-        if self.own_cluster is not None:
-            # the workers are children of this process (nannies and scheduler run here); the
-            # scheduler's state, logs and monitors grow while the run goes on
-            holders["scheduler growth reserve"] = SCHEDULER_RESERVE
-            return tree_rss() + SCHEDULER_RESERVE, holders
-        return sum(holders.values()), holders
+def _open_output(out: Path, resume: bool, meta: dict, n_blocks, voxel, ngff) -> np.ndarray:
+    """Create (or reopen, on resume) the output store; the done markers of its columns."""
+    from .io_zarr import create_ome_zarr
 
-    def close(self):
-        if self.own_client is not None:
-            self.own_client.close()
-        if self.own_cluster is not None:
-            self.own_cluster.close()
+    if out.exists() and resume:
+        return _resumed_done(out, meta)
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    n_out, Y, X = meta["shape_out"]
+    cy, cx = meta["chunks"]
+    g, _ = create_ome_zarr(out, (n_out, Y, X), chunks=(min(n_out, 64), cy, cx), voxel_size=voxel,
+                           ngff=ngff, extra_attrs={ATTR: meta})
+    g.create_array(DONE, shape=n_blocks, chunks=(1, 1), dtype="uint8", fill_value=0)
+    return np.zeros(n_blocks, np.uint8)
+
+
+def _columns(shape, cy, cx, halo, done) -> list:
+    """[(idx, geom)] of the columns not yet done; geom = kept box, then the region with halo."""
+    _, Y, X = shape
+    todo = []
+    for by, bx in np.ndindex(*done.shape):
+        if done[by, bx]:
+            continue
+        y0, y1, x0, x1 = by * cy, min(Y, (by + 1) * cy), bx * cx, min(X, (bx + 1) * cx)
+        geom = (y0, y1, x0, x1, max(0, y0 - halo), min(Y, y1 + halo), max(0, x0 - halo), min(X, x1 + halo))
+        todo.append(((by, bx), geom))
+    return todo
 
 
 # --------------------------------------------------------------------------- main
@@ -475,16 +430,16 @@ def restore_chunked(
     timeout: float = 5.0,
     on_chunk=None,
     voxel_size=None,
-):
+) -> dict:
     """Restore a (Z, Y, X) volume chunk by chunk into an OME-Zarr store.
 
     Parameters
     ----------
     source : (Z, Y, X) ndarray, str or Path (OME-Zarr / zarr array) or ZarrVolume
         Acquired volume; a zarr source is read region by region (never whole).
-    model : TrainedModel or str or Path
-        Model directory, ``.zip`` package, ``.onnx`` / ``.keras`` (see
-        :func:`isonet_ij.backends.trained_model`). Worker processes need a path.
+    model : IsoNetModel or str or Path
+        Model directory, ``.zip`` package or ``.onnx`` (see :func:`isonet_ij.model.load_model`).
+        Worker processes need a path.
     factor : float, optional
         Anisotropy factor. Default: from the OME-Zarr voxel sizes (dz / mean(dy, dx));
         a zarr without scale metadata needs it; an ndarray defaults to the model's.
@@ -522,174 +477,80 @@ def restore_chunked(
     ValueError
         Bad input, missing factor, a resumed run whose parameters differ.
     """
-    import zarr
-
-    from .io_zarr import ZarrVolume, create_ome_zarr, is_zarr, open_zarr_volume
-    from .volume_io import LazyTiffVolume, open_lazy_tiff
-    from .restore import _check_volume, _halo, _normalization, default_border, min_inference_bytes, parse_memory, plan_tiles
-
     t0 = time.perf_counter()
     out = Path(out)
     budget = parse_memory(DEFAULT_TOTAL_MEMORY if max_memory is None else max_memory)
-    if resume and force:
-        msg = "`resume` and `force` exclude each other: resume continues, force starts over"
-        raise ValueError(msg)
-    if out.exists() and not (resume or force):
-        msg = f"output {str(out)!r} exists; pass resume=True (--resume) to continue it or force=True (--force) to overwrite"
-        raise OutputExistsError(msg)
-
-    # ---- source
-    voxel = None
-    if isinstance(source, (str, Path)):
-        source = open_zarr_volume(source) if is_zarr(source) else open_lazy_tiff(source)
-    if isinstance(source, (ZarrVolume, LazyTiffVolume)):
-        vol, src_spec, voxel = source, source.spec(), source.voxel_size
-        if factor is None:
-            if voxel is not None:
-                factor = source.anisotropy()
-            elif isinstance(source, ZarrVolume):
-                msg = (f"{source.path!r} has no OME-Zarr scale metadata (voxel sizes); give the anisotropy "
-                       "factor with `factor` (--factor)")
-                raise ValueError(msg)
-            # an uncalibrated TIFF: the model's factor, as for an in-memory restoration
-        shape = source.shape
-    else:
-        vol = _check_volume(source)
-        src_spec, shape = vol, vol.shape
-        # an in-memory array carries no calibration: take the caller's (dz, dy, dx)
-        voxel = None if voxel_size is None else tuple(float(v) for v in voxel_size)
-    Z, Y, X = shape
-    if Z < 2:
-        msg = f"`source` has {Z} z slice; restoration needs at least 2"
-        raise ValueError(msg)
-
-    # ---- scheduler first (fail fast on a bad address), model
+    _check_output(out, resume, force)
+    src = _source_of(source, factor, voxel_size)
     local = isinstance(scheduler, str) and scheduler == "threads"
-    if not local and isinstance(scheduler, str) and scheduler != "processes" and "://" not in scheduler and ":" not in scheduler:
-        msg = f"`scheduler` must be 'threads', 'processes', an address like 'tcp://host:8786' or a Client, got {scheduler!r}"
-        raise ValueError(msg)
-    ex = _ThreadExec(workers or max(1, os.cpu_count() or 1)) if local else _DaskExec(scheduler, workers, timeout)
+    ex = make_executor(scheduler, workers, timeout)  # first: fail fast on a bad address
     try:
-        model_spec, tm = _model_spec(model, backend, weights, local)
-        cfg = tm.config
-        f = grid.check_factor(cfg.factor if factor is None else factor)
-        fusion = cfg.fusion if fusion is None else fusion
-        passes = tuple(passes)
+        model_spec, model = _model_spec(model, backend, weights, local)
+        f, fusion, passes = check_options(model, src.factor, fusion, passes)
+        Z, Y, X = src.shape
         n_out = grid.n_output_slices(Z, f)
-        halo = _halo(cfg.arch)
+        halo = halo_of(model.config.arch)
         border = default_border(f)  # the in-memory restoration's, so both give the same result
-        if isinstance(normalization, str) and normalization == "volume":
-            # read by a worker (process) when the source is on disk: the slabs' transient memory
-            # and what the readers keep stay out of this process, which holds the scheduler
-            run = _percentiles_and_range if isinstance(src_spec, np.ndarray) else partial(ex.run_one, _percentiles_and_range)
-            (lo, hi), (vmin, vmax) = run(src_spec, shape, low=cfg.normalization["p_low"], high=cfg.normalization["p_high"])
-        else:
-            lo, hi = _normalization(None, cfg, normalization)
-            vmin, vmax = None, None
-        constant = vmin if (vmin is not None and vmin == vmax) else None
-
-        # ---- memory: what the processes hold with the model loaded, the rest per worker
-        resident, holders = ex.resident(model_spec, src_spec)
-        share = (budget - resident) // ex.workers
-        log.info("memory: %s MiB held with the model loaded (%s); %s MiB per worker of %d",
-                 resident >> 20, ", ".join(f"{k} {v >> 20}" for k, v in holders.items()), share >> 20, ex.workers)
-        mult = 4
-        if chunks is None and resume and out.exists():
-            # a resumed run keeps the columns of the first one (the measured RSS varies)
-            chunks = _stored_chunks(out)
-        if chunks is None:
-            cy, cx = _default_chunks(n_out, Z, Y, X, halo, int(share * BLOCK_SHARE), mult)
-        else:
-            cy, cx = (int(c) for c in chunks[-2:])
-            if cy < 1 or cx < 1:
-                msg = f"`chunks` must be positive (cy, cx), got {chunks!r}"
-                raise ValueError(msg)
-            cy, cx = _ceil_to(cy, mult), _ceil_to(cx, mult)
-        need = block_bytes(n_out, Z, cy, cx, halo)
-        infer_budget = int(share * INFERENCE_SHARE)
-        try:
-            if share <= 0 or need > share * BLOCK_SHARE:
-                raise ValueError
-            plan_tiles(n_out, max(cy, cx) + 2 * halo, cfg.arch, batch_size=batch_size, max_memory=infer_budget,
-                       border=border)
-        except ValueError:
-            held = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in holders.items())
-            least = resident + ex.workers * max(need / BLOCK_SHARE, min_inference_bytes(cfg.arch) / INFERENCE_SHARE,
-                                                32 << 20)
-            onnx_hint = "" if getattr(tm.net, "name", None) == "onnx" else ", or --backend onnx (no TensorFlow per worker)"
-            msg = (f"`max_memory` = {budget / 2**20:.0f} MiB cannot hold this run: its processes already hold "
-                   f"{resident / 2**20:.0f} MiB with the model loaded ({held}), leaving "
-                   f"{max(share, 0) / 2**20:.0f} MiB per worker for a {n_out}x{cy}x{cx} block "
-                   f"(~{need / BLOCK_SHARE / 2**20:.0f} MiB with inference). Raise --max-memory (at least "
-                   f"~{least / 2**20:.0f} MiB), use fewer --workers or smaller --chunks{onnx_hint}")
-            raise MemoryBudgetError(msg) from None
-        nby, nbx = math.ceil(Y / cy), math.ceil(X / cx)
+        (lo, hi), constant = _normalization_of(src, ex, model.config, normalization)
+        mem = _memory_plan(ex, model_spec, src, budget, local)
+        cy, cx = _column_size(chunks, out, resume, n_out, src.shape, halo, int(mem.share * BLOCK_SHARE))
+        mem.need, mem.inference = block_bytes(n_out, Z, cy, cx, halo), int(mem.share * INFERENCE_SHARE)
+        _check_memory(mem, model, n_out, cy, cx, halo, border, batch_size, ex.workers)
         meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
-                "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": cfg.arch, "border": list(border),
-                "model": str(tm.path) if tm.path else None}
-        out_voxel = None if voxel is None else (voxel[0] / f, voxel[1], voxel[2])
-
-        # ---- output store
-        if out.exists() and resume:
-            try:
-                g = zarr.open_group(str(out), mode="r+")
-                old = dict(g.attrs).get(ATTR)
-                done = np.asarray(g[DONE][...])
-            except Exception as exc:  # noqa: BLE001
-                msg = f"cannot resume {str(out)!r}: not an isonet chunked output ({exc}); use force=True (--force)"
-                raise ValueError(msg) from None
-            keys = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border")
-            diff = [k for k in keys if json.loads(json.dumps(old.get(k) if old else None)) != json.loads(json.dumps(meta[k]))]
-            if diff:
-                msg = (f"cannot resume {str(out)!r}: its {', '.join(diff)} differ from this run's; "
-                       "use the same input, model and options, or force=True (--force) to start over")
-                raise ValueError(msg)
-        else:
-            if out.exists():
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
-            g, _ = create_ome_zarr(out, (n_out, Y, X), chunks=(min(n_out, 64), cy, cx), voxel_size=out_voxel,
-                                   ngff=ngff, extra_attrs={ATTR: meta})
-            g.create_array(DONE, shape=(nby, nbx), chunks=(1, 1), dtype="uint8", fill_value=0)
-            done = np.zeros((nby, nbx), np.uint8)
-
-        params = {"Z": Z, "factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
-                  "batch_size": batch_size, "max_memory": infer_budget, "constant": constant}
-        todo = []
-        for by in range(nby):
-            for bx in range(nbx):
-                if done[by, bx]:
-                    continue
-                y0, y1, x0, x1 = by * cy, min(Y, (by + 1) * cy), bx * cx, min(X, (bx + 1) * cx)
-                geom = (y0, y1, x0, x1, max(0, y0 - halo), min(Y, y1 + halo), max(0, x0 - halo), min(X, x1 + halo))
-                todo.append(((by, bx), geom))
-        n_total = nby * nbx
-        skipped = n_total - len(todo)
-        computed = []
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_total, initial=skipped, unit="chunk", desc="restore", dynamic_ncols=True)
-        src_arg = ex.put(src_spec)
-
-        def on_done(idx):
-            computed.append(tuple(idx))
-            if bar is not None:
-                bar.update(1)
-            if on_chunk is not None:
-                on_chunk(tuple(idx), skipped + len(computed), n_total)
-
-        try:
-            ex.run([(("col", *idx), _run_block, (src_arg, model_spec, str(out), idx, geom, params))
-                    for idx, geom in todo], on_done)
-        finally:
-            if bar is not None:
-                bar.close()
+                "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": model.config.arch,
+                "border": list(border), "model": str(model.path) if model.path else None}
+        voxel = None if src.voxel_size is None else (src.voxel_size[0] / f, *src.voxel_size[1:])
+        done = _open_output(out, resume, meta, (math.ceil(Y / cy), math.ceil(X / cx)), voxel, ngff)
+        params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
+                  "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
+        todo = _columns(src.shape, cy, cx, halo, done)
+        skipped = done.size - len(todo)
+        computed = _run_columns(ex, todo, src, model_spec, out, params, progress=progress, on_chunk=on_chunk,
+                                skipped=skipped, n_total=done.size)
     finally:
         ex.close()
+    seconds = time.perf_counter() - t0
     return {"out": str(out), "shape_out": [n_out, Y, X], "factor": f, "normalization": {"low": lo, "high": hi},
-            "chunks": [cy, cx], "n_chunks": n_total, "computed": computed, "skipped": skipped,
-            "voxel_size": out_voxel, "seconds": time.perf_counter() - t0,
-            "memory": {"max_memory": budget, "resident_at_start": resident, "per_worker": share,
-                       "block_bytes": need, "inference_bytes": infer_budget, "workers": ex.workers},
-            "voxels_per_second": n_out * Y * X / max(time.perf_counter() - t0, 1e-9)}
+            "chunks": [cy, cx], "n_chunks": done.size, "computed": computed, "skipped": skipped,
+            "voxel_size": voxel, "seconds": seconds,
+            "memory": {"max_memory": budget, "resident_at_start": mem.resident, "per_worker": mem.share,
+                       "block_bytes": mem.need, "inference_bytes": mem.inference, "workers": ex.workers},
+            "voxels_per_second": n_out * Y * X / max(seconds, 1e-9)}
+
+
+def _memory_plan(ex, model_spec, src: _Source, budget: int, local: bool) -> _MemoryPlan:
+    """What the processes hold with the model loaded, and the rest per worker."""
+    # workers open an on-disk source themselves; an array is not shipped just to warm them
+    warm_src = src.spec if (local or not isinstance(src.spec, np.ndarray)) else None
+    resident, holders = ex.resident(_warm_worker, model_spec, warm_src)
+    share = (budget - resident) // ex.workers
+    log.info("memory: %s MiB held with the model loaded (%s); %s MiB per worker of %d",
+             resident >> 20, ", ".join(f"{k} {v >> 20}" for k, v in holders.items()), share >> 20, ex.workers)
+    return _MemoryPlan(budget, resident, holders, share)
+
+
+def _run_columns(ex, todo, src: _Source, model_spec, out: Path, params, *, progress, on_chunk, skipped,
+                 n_total) -> list:
+    """Run the column tasks; the (by, bx) of every column computed, in finishing order."""
+    computed = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_total, initial=skipped, unit="chunk", desc="restore", dynamic_ncols=True)
+    src_arg = ex.put(src.spec)
+
+    def on_done(idx):
+        computed.append(tuple(idx))
+        if bar is not None:
+            bar.update(1)
+        if on_chunk is not None:
+            on_chunk(tuple(idx), skipped + len(computed), n_total)
+
+    try:
+        ex.run([(("col", *idx), _run_block, (src_arg, model_spec, str(out), idx, geom, params))
+                for idx, geom in todo], on_done)
+    finally:
+        if bar is not None:
+            bar.close()
+    return computed

@@ -35,10 +35,8 @@ __all__ = [
     "FORMAT_VERSION",
     "Config",
     "ModelDirError",
-    "TrainedModel",
     "read_config",
     "write_config",
-    "load_model",
     "save_psf",
     "load_psf_file",
     "versions",
@@ -361,66 +359,3 @@ def load_psf_file(model_dir):
     import tifffile
 
     return tifffile.imread(path).astype(np.float32)
-
-
-@dataclass
-class TrainedModel:
-    """A trained network with its config.
-
-    Attributes
-    ----------
-    config : Config
-    net : keras.Model
-    psf : (z, y, x) ndarray or None
-        The PSF it was trained for (None for mode ``"none"``).
-    path : Path or None
-        Model directory (None when trained in memory).
-    weights : str
-        Which weights ``net`` holds: ``"best"``, ``"last"`` or ``"memory"``.
-    """
-
-    config: Config
-    net: object
-    psf: np.ndarray = None
-    path: Path = None
-    weights: str = "best"
-
-
-def load_model(model_dir, *, weights: str = "best") -> TrainedModel:
-    """Load a model directory: config (validated), network and weights, PSF.
-
-    Parameters
-    ----------
-    model_dir : str or Path
-    weights : {"best", "last"}
-        ``"best"`` falls back to ``"last"`` (with a warning) if training never validated.
-
-    Raises
-    ------
-    ModelDirError
-        See :func:`read_config`; or no weights file.
-    """
-    import warnings
-
-    from .nets import build_model
-
-    model_dir = Path(model_dir)
-    config = read_config(model_dir)
-    if weights not in ("best", "last"):
-        msg = f"`weights` must be 'best' or 'last', got {weights!r}"
-        raise ValueError(msg)
-    path = model_dir / (WEIGHTS_BEST if weights == "best" else WEIGHTS_LAST)
-    if not path.is_file() and weights == "best" and (model_dir / WEIGHTS_LAST).is_file():
-        warnings.warn(f"{str(path)!r} missing; using the last weights", stacklevel=2)
-        path, weights = model_dir / WEIGHTS_LAST, "last"
-    if not path.is_file():
-        msg = f"{str(model_dir)!r} has no weights ({path.name}); training did not finish an epoch"
-        raise ModelDirError(msg)
-    net = build_model(config.arch, dropout=config.dropout)
-    try:
-        net.load_weights(path)
-    except Exception as exc:  # h5py / keras raise many types
-        msg = f"cannot load weights {str(path)!r} into {config.arch} ({exc}); retrain"
-        raise ModelDirError(msg) from exc
-    return TrainedModel(config, net, load_psf_file(model_dir), model_dir, weights)
-

@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .backends import ONNX_META_KEY, PACKAGE_CONFIG, ArtifactError, Backend
-from .config import TrainedModel, load_model
+from .artifacts import PACKAGE_CONFIG, ArtifactError
+from .backends import Backend, OnnxBackend, TensorFlowBackend
+from .model import IsoNetModel, load_model
+from .onnx_graph import DEFAULT_OPSET, nchw_model, plane_onnx_bytes
 
 __all__ = [
     "FORMATS",
@@ -54,7 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "bioimageio", "savedmodel")
-DEFAULT_OPSET = 17
 PAPER = (
     "Weigert, M., Royer, L., Jug, F., Myers, G. (2017). Isotropic reconstruction of 3D "
     "fluorescence microscopy images using convolutional neural networks. MICCAI 2017."
@@ -62,94 +63,25 @@ PAPER = (
 PAPER_DOI = "10.1007/978-3-319-66185-8_15"
 
 
-def _tm(model, weights="best") -> TrainedModel:
-    if isinstance(model, TrainedModel):
-        return model
-    return load_model(model, weights=weights)
+def keras_model(model, weights: str = "best") -> IsoNetModel:
+    """``model`` with its Keras plane network (what export converts), loaded if a path.
 
-
-def _nchw_model(net):
-    """Wrap an NHWC single-channel network as ``(N, 1, H, W) -> (N, 1, H, W)`` (Permute only)."""
-    from .nets import _keras
-
-    keras = _keras()
-    inp = keras.Input((1, None, None), name="input")
-    x = keras.layers.Permute((2, 3, 1), name="to_nhwc")(inp)
-    x = net(x, training=False)
-    out = keras.layers.Permute((3, 1, 2), name="output")(x)
-    return keras.Model(inp, out, name=f"{net.name}_nchw")
-
-
-def _metadata(tm: TrainedModel) -> dict:
-    from .nets import size_multiple
-
-    cfg = tm.config
-    return {
-        ONNX_META_KEY: json.dumps(cfg.to_dict()),
-        "isonet.factor": f"{cfg.factor:g}",
-        "isonet.normalization": json.dumps(cfg.normalization),
-        "isonet.arch": cfg.arch,
-        "isonet.mode": cfg.mode,
-        "isonet.psf": cfg.psf,
-        "isonet.size_multiple": str(size_multiple(cfg.arch)),
-        "isonet.layout": "NCHW; normalized planes (x - low) / (high - low), rows axial on the isotropic grid",
-        "isonet.version": __version__,
-    }
+    Raises
+    ------
+    ArtifactError
+        ``model`` is an exported artifact (``.onnx`` / package): export its model directory.
+    """
+    tm = load_model(model, backend="tensorflow", weights=weights)
+    if not isinstance(tm.net, TensorFlowBackend) or tm.net.nchw:
+        msg = f"{tm.source!r} is an exported artifact; export from its model directory (of `isonet train`)"
+        raise ArtifactError(msg)
+    return tm
 
 
 def onnx_bytes(model, *, opset: int = DEFAULT_OPSET) -> bytes:
-    """The serialized ONNX graph of a model (see module docstring), built in memory."""
-    import warnings
-
-    import onnx
-    import tensorflow as tf
-    import tf2onnx
-
-    if int(opset) < 17:
-        msg = f"`opset` must be >= 17, got {opset!r}"
-        raise ValueError(msg)
-    tm = _tm(model)
-    wrapped = _nchw_model(tm.net)
-    spec = [tf.TensorSpec((None, 1, None, None), tf.float32, name="input")]
-
-    @tf.function(input_signature=spec)
-    def fn(x):
-        return wrapped(x, training=False)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=int(opset))
-    # stable names: input "input", output "output"
-    old = proto.graph.output[0].name
-    if old != "output":
-        for node in proto.graph.node:
-            for i, name in enumerate(node.output):
-                if name == old:
-                    node.output[i] = "output"
-            for i, name in enumerate(node.input):
-                if name == old:
-                    node.input[i] = "output"
-        proto.graph.output[0].name = "output"
-    if proto.graph.input[0].name != "input":
-        old_in = proto.graph.input[0].name
-        for node in proto.graph.node:
-            for i, name in enumerate(node.input):
-                if name == old_in:
-                    node.input[i] = "input"
-        proto.graph.input[0].name = "input"
-    for dim, label in zip(proto.graph.input[0].type.tensor_type.shape.dim, ("batch", None, "height", "width")):
-        if label:
-            dim.dim_param = label
-    for dim, label in zip(proto.graph.output[0].type.tensor_type.shape.dim, ("batch", None, "height", "width")):
-        if label:
-            dim.dim_param = label
-        else:
-            dim.dim_value = 1
-    onnx.helper.set_model_props(proto, _metadata(tm))
-    proto.producer_name = "isonet-ij (tf2onnx)"
-    proto.doc_string = f"IsoNet ({tm.config.arch}) plane model; see metadata_props"
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
+    """The serialized ONNX plane graph of a model (model directory or :class:`IsoNetModel`)."""
+    tm = keras_model(model)
+    return plane_onnx_bytes(tm.net.net, tm.config, opset=opset)
 
 
 def _prepare_out(path, force: bool, *, is_dir=False) -> Path:
@@ -175,19 +107,17 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False,
 
     Parameters
     ----------
-    model : TrainedModel or str or Path
+    model : IsoNetModel or str or Path
         Model or model directory.
     path : str or Path
         ``.onnx`` file to write (atomically).
     check : bool
         Run :func:`check_artifact` (onnxruntime vs TensorFlow) before writing.
     """
-    tm = _tm(model)
+    tm = keras_model(model)
     path = _prepare_out(path, force)
     data = onnx_bytes(tm, opset=opset)
     if check:
-        from .backends import OnnxBackend
-
         check_artifact(OnnxBackend(data, tm.config, source=str(path)), tm)
     return _atomic_write_bytes(path, data, force)
 
@@ -205,7 +135,7 @@ def _replace_dir(tmp_dir: Path, path: Path, force: bool) -> Path:
     return path
 
 
-def _savedmodel_to(tm: TrainedModel, folder: Path) -> None:
+def _savedmodel_to(tm: IsoNetModel, folder: Path) -> None:
     """SavedModel with a ``serve`` signature/function returning ``{"output": y}`` (NCHW).
 
     A plain ``tf.Module`` holding the network's variables once (Keras' ExportArchive
@@ -213,7 +143,7 @@ def _savedmodel_to(tm: TrainedModel, folder: Path) -> None:
     """
     import tensorflow as tf
 
-    net = tm.net
+    net = tm.net.net
     module = tf.Module()
     module.variables_ = [getattr(w, "value", w) for w in net.weights]
 
@@ -228,7 +158,7 @@ def _savedmodel_to(tm: TrainedModel, folder: Path) -> None:
 
 def export_savedmodel(model, path, *, force: bool = False) -> Path:
     """Write a TensorFlow SavedModel folder with a ``serve`` endpoint (``{"output": y}``)."""
-    tm = _tm(model)
+    tm = keras_model(model)
     path = _prepare_out(path, force)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_savedmodel_", dir=path.parent))
     try:
@@ -272,7 +202,7 @@ def check_artifact(backend: Backend, reference, planes=None, *, atol: float = 1e
     ----------
     backend : Backend
         The artifact under test (e.g. an :class:`~isonet_ij.backends.OnnxBackend`).
-    reference : TrainedModel or Backend
+    reference : IsoNetModel or Backend
         The TensorFlow model it was exported from.
     planes : (N, H, W) ndarray, optional
         Normalized planes; default smooth random planes of three sizes (one non-square).
@@ -293,11 +223,7 @@ def check_artifact(backend: Backend, reference, planes=None, *, atol: float = 1e
     ArtifactError
         Parity or sanity check failed.
     """
-    from .backends import TensorFlowBackend
-
-    ref = reference
-    if isinstance(reference, TrainedModel):
-        ref = TensorFlowBackend(reference.net, reference.config)
+    ref = reference.net if isinstance(reference, IsoNetModel) else reference
     if planes is None:
         planes = _default_planes(backend.size_multiple)
     groups = planes if isinstance(planes, (list, tuple)) else [planes]
@@ -341,7 +267,7 @@ def _default_planes(m: int):
 # --------------------------------------------------------------------------- bioimage.io
 
 
-def _sample_volume(tm: TrainedModel, sample):
+def _sample_volume(tm: IsoNetModel, sample):
     """A volume for the test tensors and cover: ``sample``, the training input, or a phantom."""
     if sample is not None:
         if isinstance(sample, (str, Path)):
@@ -382,7 +308,7 @@ def _cover(path: Path, before: np.ndarray, after: np.ndarray, factor: float) -> 
     fig.savefig(path)
 
 
-def _readme(tm: TrainedModel, sample_desc: str, check: dict) -> str:
+def _readme(tm: IsoNetModel, sample_desc: str, check: dict) -> str:
     cfg = tm.config
     n = cfg.normalization
     return f"""# IsoNet ({cfg.arch}) — isotropic restoration, exported by isonet-ij {__version__}
@@ -426,7 +352,7 @@ def export_bioimageio(model, path, *, sample=None, force: bool = False, name: st
 
     Parameters
     ----------
-    model : TrainedModel or str or Path
+    model : IsoNetModel or str or Path
     path : str or Path
         ``.zip`` to write.
     sample : (Z, Y, X) ndarray or path, optional
@@ -436,119 +362,23 @@ def export_bioimageio(model, path, *, sample=None, force: bool = False, name: st
         Validate the description with bioimageio.spec before writing (offline).
     """
     from bioimageio.spec import save_bioimageio_package
-    from bioimageio.spec.model import v0_5 as bio
 
-    from .backends import OnnxBackend
-
-    tm = _tm(model)
-    cfg = tm.config
-    path = _prepare_out(path, force)
-    lo, hi = cfg.normalization.get("low"), cfg.normalization.get("high")
-    if lo is None or hi is None or not float(hi) > float(lo):
-        msg = (
-            f"the model stores no usable normalization values (low={lo!r}, high={hi!r}); "
-            "a bioimage.io package needs the training percentiles: retrain with `isonet train`"
-        )
-        raise ArtifactError(msg)
-    lo, hi = float(lo), float(hi)
     from .nets import size_multiple
 
+    tm = keras_model(model)
+    cfg = tm.config
+    path = _prepare_out(path, force)
+    lo, hi = _package_normalization(cfg)
     step = size_multiple(cfg.arch)
     vol, sample_desc = _sample_volume(tm, sample)
     planes = sample_planes(vol, cfg.factor, lo, hi, n=3, size=(96, 128))
     data = onnx_bytes(tm, opset=opset)
-    check = check_artifact(OnnxBackend(data, cfg, source="export"), tm, planes=[planes, planes[:, :, : planes.shape[2] // 2 // step * step]])
-
+    check = check_artifact(OnnxBackend(data, cfg, source="export"), tm,
+                           planes=[planes, planes[:, :, : planes.shape[2] // 2 // step * step]])
     with tempfile.TemporaryDirectory(prefix="isonet_bioimageio_") as td:
         td = Path(td)
-        (td / "model.onnx").write_bytes(data)
-        _savedmodel_to(tm, td / "tf_saved_model")
-        shutil.make_archive(str(td / "tf_saved_model"), "zip", td / "tf_saved_model")
-        _nchw_model(tm.net).save(td / "model.keras")
-        (td / PACKAGE_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
-        # test tensors in raw intensity units: one plane, as the package's pre/post chain sees it
-        x_norm = planes[:1, None]
-        from .backends import TensorFlowBackend
-
-        y_norm = TensorFlowBackend(tm.net, cfg).predict_nchw(x_norm)
-        np.save(td / "test_input.npy", (x_norm * np.float32(hi - lo) + np.float32(lo)).astype(np.float32))
-        np.save(td / "test_output.npy", (y_norm * np.float32(hi - lo) + np.float32(lo)).astype(np.float32))
-        # cover: one xz slice of the sample, bicubic vs restored (full restore pipeline)
-        from .restore import restore
-
-        restored = restore(vol, tm, normalization=(lo, hi))
-        from . import grid
-
-        Z = vol.shape[0]
-        Wm = grid.interpolation_matrix(Z, grid.output_coordinates(Z, cfg.factor)).astype(np.float32)
-        yc = vol.shape[1] // 2
-        before = Wm @ vol[:, yc, :]
-        _cover(td / "cover.png", before, restored[:, yc, :], cfg.factor)
-        (td / "README.md").write_text(_readme(tm, sample_desc, check))
-        attachments = [bio.FileDescr(source=td / PACKAGE_CONFIG)]
-        if tm.psf is not None:
-            from .volume_io import write_volume
-
-            write_volume(td / "psf.tif", np.asarray(tm.psf, np.float32), force=True)
-            attachments.append(bio.FileDescr(source=td / "psf.tif"))
-
-        def axes(out: bool):
-            if out:
-                return [
-                    bio.BatchAxis(),
-                    bio.ChannelAxis(channel_names=[bio.Identifier("restored")]),
-                    bio.SpaceOutputAxis(id=bio.AxisId("y"), size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId("y"))),
-                    bio.SpaceOutputAxis(id=bio.AxisId("x"), size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId("x"))),
-                ]
-            return [
-                bio.BatchAxis(),
-                bio.ChannelAxis(channel_names=[bio.Identifier("raw")]),
-                bio.SpaceInputAxis(id=bio.AxisId("y"), size=bio.ParameterizedSize(min=16, step=step),
-                                   description="axial direction (z interpolated to the isotropic grid)"),
-                bio.SpaceInputAxis(id=bio.AxisId("x"), size=bio.ParameterizedSize(min=16, step=step),
-                                   description="lateral direction"),
-            ]
-
-        pre = [bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=1.0 / (hi - lo), offset=-lo / (hi - lo)))]
-        post = [bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=hi - lo, offset=lo))]
-        import tensorflow as tf
-
-        from .nets import _keras
-
-        descr = bio.ModelDescr(
-            name=name or f"IsoNet {cfg.arch} {cfg.mode} factor {cfg.factor:g}",
-            description=(
-                f"IsoNet ({cfg.arch}) restores isotropic resolution of anisotropic 3D fluorescence volumes "
-                f"(anisotropy factor {cfg.factor:g}, PSF {cfg.psf or 'none'}) plane by plane; trained "
-                "self-supervised with isonet-ij."
-            ),
-            authors=[bio.Author(name="isonet-ij")],
-            cite=[bio.CiteEntry(text=PAPER, doi=bio.Doi(PAPER_DOI))],
-            license=bio.LicenseId("BSD-3-Clause"),
-            documentation=bio.FileDescr(source=td / "README.md"),
-            covers=[bio.FileDescr(source=td / "cover.png")],
-            attachments=attachments,
-            tags=["isonet", "isotropic-reconstruction", "deconvolution", "fluorescence-light-microscopy", "3d", "onnx", "tensorflow"],
-            inputs=[bio.InputTensorDescr(
-                id=bio.TensorId("input"), description="axial plane, raw intensities, z interpolated",
-                axes=axes(False), test_tensor=bio.FileDescr(source=td / "test_input.npy"),
-                preprocessing=pre,
-            )],
-            outputs=[bio.OutputTensorDescr(
-                id=bio.TensorId("output"), description="restored axial plane, raw intensities",
-                axes=axes(True), test_tensor=bio.FileDescr(source=td / "test_output.npy"),
-                postprocessing=post,
-            )],
-            weights=bio.WeightsDescr(
-                onnx=bio.OnnxWeightsDescr(source=td / "model.onnx", opset_version=int(opset)),
-                tensorflow_saved_model_bundle=bio.TensorflowSavedModelBundleWeightsDescr(
-                    source=td / "tf_saved_model.zip", tensorflow_version=bio.Version(tf.__version__)),
-                keras_v3=bio.KerasV3WeightsDescr(
-                    source=td / "model.keras", keras_version=bio.Version(_keras().__version__), backend=("tensorflow", bio.Version(tf.__version__))),
-            ),
-            config={"isonet": {"factor": cfg.factor, "arch": cfg.arch, "mode": cfg.mode, "psf": cfg.psf,
-                               "normalization": cfg.normalization, "export_check": check}},
-        )
+        attachments = _write_package_files(tm, td, data, planes, vol, (lo, hi), sample_desc, check)
+        descr = _model_descr(tm, td, attachments, (lo, hi), check, name=name, opset=opset, step=step)
         tmp_zip = td / "package.zip"
         save_bioimageio_package(descr, output_path=tmp_zip, compression_level=9)
         if validate:
@@ -557,6 +387,130 @@ def export_bioimageio(model, path, *, sample=None, force: bool = False, name: st
             path.unlink()
         shutil.move(str(tmp_zip), str(path))
     return path
+
+
+def _package_normalization(cfg) -> tuple[float, float]:
+    """The training volume's (low, high): the package's fixed pre/postprocessing."""
+    lo, hi = cfg.normalization.get("low"), cfg.normalization.get("high")
+    if lo is None or hi is None or not float(hi) > float(lo):
+        msg = (
+            f"the model stores no usable normalization values (low={lo!r}, high={hi!r}); "
+            "a bioimage.io package needs the training percentiles: retrain with `isonet train`"
+        )
+        raise ArtifactError(msg)
+    return float(lo), float(hi)
+
+
+def _write_package_files(tm: IsoNetModel, td: Path, data: bytes, planes, vol, low_high, sample_desc,
+                         check) -> list:
+    """Weights in three formats, test tensors, cover, README, config (and PSF) into ``td``.
+
+    Returns the attachments (``FileDescr``) of the package.
+    """
+    from bioimageio.spec.model import v0_5 as bio
+
+    from .restore import axial_weights, restore
+
+    lo, hi = low_high
+    cfg = tm.config
+    (td / "model.onnx").write_bytes(data)
+    _savedmodel_to(tm, td / "tf_saved_model")
+    shutil.make_archive(str(td / "tf_saved_model"), "zip", td / "tf_saved_model")
+    nchw_model(tm.net.net).save(td / "model.keras")
+    (td / PACKAGE_CONFIG).write_text(json.dumps(cfg.to_dict(), indent=2))
+    # test tensors in raw intensity units: one plane, as the package's pre/post chain sees it
+    x_norm = planes[:1, None]
+    y_norm = tm.net.predict_nchw(x_norm)
+    np.save(td / "test_input.npy", (x_norm * np.float32(hi - lo) + np.float32(lo)).astype(np.float32))
+    np.save(td / "test_output.npy", (y_norm * np.float32(hi - lo) + np.float32(lo)).astype(np.float32))
+    # cover: one xz slice of the sample, bicubic vs restored (full restore pipeline)
+    restored = restore(vol, tm, normalization=(lo, hi))
+    yc = vol.shape[1] // 2
+    before = axial_weights(vol.shape[0], cfg.factor) @ vol[:, yc, :]
+    _cover(td / "cover.png", before, restored[:, yc, :], cfg.factor)
+    (td / "README.md").write_text(_readme(tm, sample_desc, check))
+    attachments = [bio.FileDescr(source=td / PACKAGE_CONFIG)]
+    if tm.psf is not None:
+        from .volume_io import write_volume
+
+        write_volume(td / "psf.tif", np.asarray(tm.psf, np.float32), force=True)
+        attachments.append(bio.FileDescr(source=td / "psf.tif"))
+    return attachments
+
+
+def _package_axes(step: int, *, output: bool) -> list:
+    """bioimage.io axes of a plane: batch, channel, y (axial), x; the output's tied to the input's."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    if output:
+        return [
+            bio.BatchAxis(),
+            bio.ChannelAxis(channel_names=[bio.Identifier("restored")]),
+            bio.SpaceOutputAxis(id=bio.AxisId("y"), size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId("y"))),
+            bio.SpaceOutputAxis(id=bio.AxisId("x"), size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId("x"))),
+        ]
+    return [
+        bio.BatchAxis(),
+        bio.ChannelAxis(channel_names=[bio.Identifier("raw")]),
+        bio.SpaceInputAxis(id=bio.AxisId("y"), size=bio.ParameterizedSize(min=16, step=step),
+                           description="axial direction (z interpolated to the isotropic grid)"),
+        bio.SpaceInputAxis(id=bio.AxisId("x"), size=bio.ParameterizedSize(min=16, step=step),
+                           description="lateral direction"),
+    ]
+
+
+def _package_weights(td: Path, opset: int):
+    import tensorflow as tf
+    from bioimageio.spec.model import v0_5 as bio
+
+    from .nets import _keras
+
+    tf_version = bio.Version(tf.__version__)
+    return bio.WeightsDescr(
+        onnx=bio.OnnxWeightsDescr(source=td / "model.onnx", opset_version=int(opset)),
+        tensorflow_saved_model_bundle=bio.TensorflowSavedModelBundleWeightsDescr(
+            source=td / "tf_saved_model.zip", tensorflow_version=tf_version),
+        keras_v3=bio.KerasV3WeightsDescr(
+            source=td / "model.keras", keras_version=bio.Version(_keras().__version__), backend=("tensorflow", tf_version)),
+    )
+
+
+def _model_descr(tm: IsoNetModel, td: Path, attachments, low_high, check, *, name, opset: int, step: int):
+    """The package's bioimage.io ``ModelDescr`` (spec 0.5) over the files in ``td``."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    lo, hi = low_high
+    cfg = tm.config
+    pre = [bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=1.0 / (hi - lo), offset=-lo / (hi - lo)))]
+    post = [bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=hi - lo, offset=lo))]
+    return bio.ModelDescr(
+        name=name or f"IsoNet {cfg.arch} {cfg.mode} factor {cfg.factor:g}",
+        description=(
+            f"IsoNet ({cfg.arch}) restores isotropic resolution of anisotropic 3D fluorescence volumes "
+            f"(anisotropy factor {cfg.factor:g}, PSF {cfg.psf or 'none'}) plane by plane; trained "
+            "self-supervised with isonet-ij."
+        ),
+        authors=[bio.Author(name="isonet-ij")],
+        cite=[bio.CiteEntry(text=PAPER, doi=bio.Doi(PAPER_DOI))],
+        license=bio.LicenseId("BSD-3-Clause"),
+        documentation=bio.FileDescr(source=td / "README.md"),
+        covers=[bio.FileDescr(source=td / "cover.png")],
+        attachments=attachments,
+        tags=["isonet", "isotropic-reconstruction", "deconvolution", "fluorescence-light-microscopy", "3d", "onnx", "tensorflow"],
+        inputs=[bio.InputTensorDescr(
+            id=bio.TensorId("input"), description="axial plane, raw intensities, z interpolated",
+            axes=_package_axes(step, output=False), test_tensor=bio.FileDescr(source=td / "test_input.npy"),
+            preprocessing=pre,
+        )],
+        outputs=[bio.OutputTensorDescr(
+            id=bio.TensorId("output"), description="restored axial plane, raw intensities",
+            axes=_package_axes(step, output=True), test_tensor=bio.FileDescr(source=td / "test_output.npy"),
+            postprocessing=post,
+        )],
+        weights=_package_weights(td, opset),
+        config={"isonet": {"factor": cfg.factor, "arch": cfg.arch, "mode": cfg.mode, "psf": cfg.psf,
+                           "normalization": cfg.normalization, "export_check": check}},
+    )
 
 
 def validate_package(path) -> None:
@@ -582,7 +536,7 @@ def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weigh
     if fmt not in FORMATS:
         msg = f"`format` must be one of {FORMATS}, got {fmt!r}"
         raise ValueError(msg)
-    tm = _tm(model_dir, weights)
+    tm = keras_model(model_dir, weights)
     if fmt == "onnx":
         return export_onnx(tm, path, force=force, **kw)
     if fmt == "savedmodel":

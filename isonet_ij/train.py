@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import pairs
+from .model import IsoNetModel, model_from_keras
 from .volume_io import as_volume3d
 from .config import (
     OPTIMIZER_LAST,
@@ -38,7 +39,6 @@ from .config import (
     WEIGHTS_BEST,
     WEIGHTS_LAST,
     Config,
-    TrainedModel,
     read_config,
     save_psf,
     write_config,
@@ -69,7 +69,7 @@ class TrainResult:
 
     Attributes
     ----------
-    model : TrainedModel
+    model : IsoNetModel
         The network holding the best weights (by validation loss).
     history : list of dict
         One row per epoch (see ``LOG_FIELDS``).
@@ -80,7 +80,7 @@ class TrainResult:
         (:func:`training_step_for`).
     """
 
-    model: TrainedModel
+    model: IsoNetModel
     history: list = field(default_factory=list)
     stop_reason: str = "epochs"
     train_step: str = "plain"
@@ -617,7 +617,7 @@ def train(
         for w, v in zip(net.weights, best_weights):
             w.assign(v)
         weights = "best"
-    model = TrainedModel(config, net, psf, model_dir, weights if model_dir else "memory")
+    model = model_from_keras(net, config, psf=psf, path=model_dir, weights=weights if model_dir else "memory")
     log.info(
         "training stopped (%s) after %d epochs; best validation PSNR %.2f dB at epoch %s "
         "(input %.2f dB)",

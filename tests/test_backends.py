@@ -11,18 +11,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
 
 from isonet_ij import nets  # noqa: E402
-from isonet_ij.backends import (  # noqa: E402
-    ArtifactError,
-    OnnxBackend,
-    TensorFlowBackend,
-    default_backend,
-    load_backend,
-    safe_extract,
-    trained_model,
-)
-from isonet_ij.config import Config, ModelDirError, TrainedModel, write_config  # noqa: E402
+from isonet_ij.artifacts import ArtifactError, load_keras_safe, safe_extract  # noqa: E402
+from isonet_ij.backends import OnnxBackend, TensorFlowBackend, default_backend  # noqa: E402
+from isonet_ij.config import Config, ModelDirError, write_config  # noqa: E402
 from isonet_ij.export import export_onnx, onnx_bytes  # noqa: E402
-from isonet_ij.restore import restore  # noqa: E402
+from isonet_ij.model import IsoNetModel, load_model, model_from_keras  # noqa: E402
+from isonet_ij.restore import restore, restore_with_info  # noqa: E402
 from conftest import smooth_volume  # noqa: E402
 
 
@@ -38,8 +32,8 @@ def onnx_file(trained, tmp_path_factory):
 
 @pytest.mark.parametrize("shape", [(2, 64, 64), (1, 48, 96), (3, 100, 36)])
 def test_onnx_and_tensorflow_planes_agree_on_square_and_non_square_sizes(trained, onnx_file, shape):
-    tf_be = load_backend(trained, backend="tensorflow")
-    ort_be = load_backend(onnx_file)
+    tf_be = load_model(trained, backend="tensorflow").net
+    ort_be = load_model(onnx_file).net
     assert isinstance(tf_be, TensorFlowBackend) and isinstance(ort_be, OnnxBackend)
     x = np.random.default_rng(1).random(shape).astype(np.float32)
     a, b = ort_be.predict(x), tf_be.predict(x)
@@ -51,8 +45,9 @@ def test_onnx_and_tensorflow_planes_agree_on_square_and_non_square_sizes(trained
 @pytest.mark.parametrize("shape", [(6, 40, 40), (5, 36, 52), (7, 44, 28)])
 def test_onnx_backend_restores_the_same_volume_as_tensorflow(trained, onnx_file, shape):
     vol = smooth_volume(shape, seed=2)
-    ref, info = restore(vol, trained_model(trained, backend="tensorflow"), return_info=True)
-    got = restore(vol, trained_model(onnx_file, backend="onnx"))
+    res = restore_with_info(vol, load_model(trained, backend="tensorflow"))
+    ref, info = res.volume, res.info
+    got = restore(vol, load_model(onnx_file, backend="onnx"))
     lo, hi = info["normalization"]["low"], info["normalization"]["high"]
     assert got.shape == ref.shape == (int((shape[0] - 1) * 3) + 1,) + shape[1:]
     assert np.max(np.abs(got - ref)) / (hi - lo) <= 1e-4
@@ -66,24 +61,24 @@ def test_onnx_backend_restores_the_same_volume_as_tensorflow(trained, onnx_file,
 
 def test_model_dir_converts_in_memory_for_onnx_and_default_is_the_faster_tensorflow(trained):
     assert default_backend() == "tensorflow"  # benchmarks/results/backends.md
-    assert load_backend(trained).name == "tensorflow"
-    be = load_backend(trained, backend="onnx")
-    assert be.name == "onnx" and be.config.factor == 3 and be.weights == "best"
-    assert isinstance(trained_model(trained, backend="onnx").net, OnnxBackend)
+    assert load_model(trained).backend == "tensorflow"
+    m = load_model(trained, backend="onnx")
+    assert isinstance(m, IsoNetModel) and isinstance(m.net, OnnxBackend)
+    assert m.backend == "onnx" and m.config.factor == 3 and m.weights == "best" and m.psf is not None
 
 
 def test_onnx_file_keeps_the_config(onnx_file, trained):
-    be = load_backend(onnx_file)
+    m = load_model(onnx_file)
     cfg = json.loads((trained / "config.json").read_text())
-    assert be.config.to_dict()["normalization"] == cfg["normalization"]
+    assert m.config.to_dict()["normalization"] == cfg["normalization"] and m.backend == "onnx"
     with pytest.raises(ValueError, match="ONNX file"):
-        load_backend(onnx_file, backend="tensorflow")
+        load_model(onnx_file, backend="tensorflow")
 
 
 def test_model_dir_with_missing_weights_is_a_clear_error(tmp_path):
     write_config(tmp_path, Config(factor=2, arch="isonet1", mode="none"))
     with pytest.raises(ModelDirError, match="no weights"):
-        load_backend(tmp_path)
+        load_model(tmp_path)
 
 
 def test_unrelated_onnx_file_is_refused(tmp_path):
@@ -96,17 +91,17 @@ def test_unrelated_onnx_file_is_refused(tmp_path):
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     with pytest.raises(ArtifactError, match="without isonet metadata"):
-        load_backend(path)
+        load_model(path)
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all \x00\xff" * 10)
     with pytest.raises(ArtifactError, match="not a readable ONNX|without isonet metadata"):
-        load_backend(tmp_path / "junk.onnx")
+        load_model(tmp_path / "junk.onnx")
 
 
 def test_corrupted_zip_is_a_clear_error(tmp_path):
     bad = tmp_path / "pkg.zip"
     bad.write_bytes(b"PK\x03\x04 this is not really a zip")
     with pytest.raises(ArtifactError, match="not a valid zip"):
-        load_backend(bad)
+        load_model(bad)
 
 
 def test_zip_with_a_member_outside_the_target_is_refused_and_nothing_is_written(tmp_path):
@@ -130,26 +125,26 @@ def test_package_of_another_spec_version_is_refused(tmp_path):
     with zipfile.ZipFile(pkg, "w") as zf:
         zf.writestr("rdf.yaml", "type: model\nformat_version: 0.4.10\nname: old\n")
     with pytest.raises(ArtifactError, match="format_version '0.4.10'"):
-        load_backend(pkg, workdir=tmp_path / "x")
+        load_model(pkg, workdir=tmp_path / "x")
 
 
 def test_keras_files_are_loaded_in_safe_mode(tmp_path):
-    from isonet_ij.backends import _load_keras_safe
-
     keras = nets._keras()
     inp = keras.Input((4,))
     out = keras.layers.Lambda(lambda t: t * 2)(inp)
     path = tmp_path / "lambda.keras"
     keras.Model(inp, out).save(path)
     with pytest.raises(ArtifactError, match="safe mode"):
-        _load_keras_safe(path)
+        load_keras_safe(path)
 
 
 def test_tensorflow_backend_on_an_in_memory_model_needs_no_files():
     cfg = Config(factor=2, arch="isonet1", mode="none", dropout=0.0)
-    tm = TrainedModel(cfg, nets.build_model("isonet1", dropout=0.0, seed=0), None, None, "memory")
-    be = load_backend(tm, backend="tensorflow")
+    net = nets.build_model("isonet1", dropout=0.0, seed=0)
+    tm = model_from_keras(net, cfg)
+    be = load_model(tm, backend="tensorflow").net
     x = np.random.default_rng(0).random((13, 17)).astype(np.float32)
-    np.testing.assert_allclose(be.predict(x), np.asarray(tm.net(x[None, ..., None]))[0, ..., 0], atol=1e-6)
-    ort = OnnxBackend(onnx_bytes(tm), cfg)
-    assert np.max(np.abs(ort.predict(x) - be.predict(x))) <= 1e-4
+    np.testing.assert_allclose(be.predict(x), np.asarray(net(x[None, ..., None]))[0, ..., 0], atol=1e-6)
+    ort = load_model(tm, backend="onnx").net  # converted in memory
+    assert isinstance(ort, OnnxBackend) and np.max(np.abs(ort.predict(x) - be.predict(x))) <= 1e-4
+    assert np.max(np.abs(OnnxBackend(onnx_bytes(tm), cfg).predict(x) - be.predict(x))) <= 1e-4

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from isonet_ij import chunked, io_zarr
-from isonet_ij.backends import find_demo_package, trained_model
+from isonet_ij.artifacts import find_demo_package
+from isonet_ij.model import load_model
 from isonet_ij.restore import restore
 
 
@@ -14,7 +15,7 @@ def demo():
         path = find_demo_package()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    return str(path), trained_model(path, backend="onnx")
+    return str(path), load_model(path, backend="onnx")
 
 
 def normalized_diff(out, reference, info) -> float:
@@ -124,7 +125,7 @@ def test_local_cluster_processes(tmp_path, demo, volume, reference):
             Client(cluster) as client:
         info = chunked.restore_chunked(volume, demo[0], factor=4, out=tmp_path / "out.zarr",
                                        chunks=(24, 24), scheduler=client, backend="onnx")
-        loads = client.run(lambda: __import__("isonet_ij.chunked").chunked.LOADS["n"])
+        loads = client.run(lambda: len(__import__("isonet_ij.model").model.cached_models()))
     assert len(info["computed"]) == 4
     assert all(n <= 1 for n in loads.values()), loads
     diff = normalized_diff(io_zarr.open_zarr_volume(tmp_path / "out.zarr"), reference, info)
@@ -133,7 +134,7 @@ def test_local_cluster_processes(tmp_path, demo, volume, reference):
 
 def test_cli_restore_to_zarr_keeps_voxel_size_and_refuses_to_overwrite(tmp_path, capsys):
     """`isonet restore IN.tif -o OUT.zarr` goes through the chunked path."""
-    from isonet_ij.backends import find_demo_package
+    from isonet_ij.artifacts import find_demo_package
     from isonet_ij.cli import main
     from isonet_ij.volume_io import write_volume
     from isonet_ij.io_zarr import open_zarr_volume

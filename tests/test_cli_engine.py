@@ -183,7 +183,7 @@ def test_srcnn_baseline_picks_a_patch_that_fits_and_stops_at_its_budget(workdir,
 def test_restore_with_the_demo_package_gives_the_same_volume_on_both_backends(tmp_path, capsys):
     """The committed bioimage.io package restores through the CLI; onnxruntime == TensorFlow."""
     from isonet_ij import grid
-    from isonet_ij.backends import find_demo_package
+    from isonet_ij.artifacts import find_demo_package
     from isonet_ij.baselines import bicubic
     from isonet_ij.metrics import psnr_affine
     from isonet_ij.phantoms import synthesize

@@ -11,8 +11,10 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
 
 from isonet_ij import nets  # noqa: E402
-from isonet_ij.backends import ArtifactError, OnnxBackend, load_backend, trained_model  # noqa: E402
-from isonet_ij.config import Config, TrainedModel, load_model  # noqa: E402
+from isonet_ij.artifacts import ArtifactError, find_demo_package  # noqa: E402
+from isonet_ij.backends import OnnxBackend  # noqa: E402
+from isonet_ij.config import Config  # noqa: E402
+from isonet_ij.model import load_model, model_from_keras  # noqa: E402
 from isonet_ij.export import (  # noqa: E402
     check_artifact,
     export,
@@ -65,8 +67,8 @@ def test_savedmodel_serve_endpoint_returns_a_dict_matching_keras(trained, tmp_pa
     x = np.random.default_rng(0).random((2, 1, 32, 48)).astype(np.float32)
     out = serve(tf.constant(x))
     assert list(out) == ["output"]
-    tm = load_model(trained)
-    ref = np.asarray(tm.net(x.transpose(0, 2, 3, 1), training=False)).transpose(0, 3, 1, 2)
+    tm = load_model(trained, backend="tensorflow")
+    ref = tm.net.predict_batch(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(out["output"].numpy(), ref, atol=1e-5)
 
 
@@ -79,7 +81,7 @@ def test_a_model_that_learned_nothing_fails_the_artifact_check(tmp_path):
             layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
     last = net.layers[-1]
     last.set_weights([np.zeros_like(last.get_weights()[0]), np.full_like(last.get_weights()[1], 0.5)])
-    dead = TrainedModel(cfg, net, None, None, "memory")
+    dead = model_from_keras(net, cfg)
     be = OnnxBackend(onnx_bytes(dead), cfg)
     x = np.random.default_rng(0).random((1, 32, 32)).astype(np.float32)
     assert np.max(np.abs(be.predict(x) - 0.5)) < 1e-6  # parity alone would pass: both constant
@@ -91,7 +93,7 @@ def test_a_model_that_learned_nothing_fails_the_artifact_check(tmp_path):
 
 
 def test_briefly_trained_model_passes_the_artifact_check_on_three_sizes(trained):
-    rep = check_artifact(load_backend(trained, backend="onnx"), load_model(trained))
+    rep = check_artifact(load_model(trained, backend="onnx").net, load_model(trained, backend="tensorflow"))
     assert [c["shape"][1:] for c in rep["checks"]] == [[64, 64], [48, 96], [100, 36]]
     assert rep["max_abs_diff"] <= 1e-4
 
@@ -162,11 +164,11 @@ def test_package_pre_post_chain_reproduces_restore_on_a_plane_interior(package, 
     Wm = grid.interpolation_matrix(30, grid.output_coordinates(30, 3)).astype(np.float32)
     plane = (Wm @ vol[:, 4, :])[:88, :80]
     for backend in ("onnx", "tensorflow"):
-        be = load_backend(package, backend=backend, workdir=tmp_path / backend)
+        be = load_model(package, backend=backend, workdir=tmp_path / backend).net
         got = be.predict((plane - lo) / (hi - lo)) * (hi - lo) + lo
         # 38+ px from every border: outside the reach of restore's reflect padding
         np.testing.assert_allclose(got[40:48, 38:42], ref[40:48, 4, 38:42], atol=1e-4 * (hi - lo))
-    restored = restore(vol, trained_model(package, backend="onnx"), normalization="model", passes=("xz",))
+    restored = restore(vol, load_model(package, backend="onnx"), normalization="model", passes=("xz",))
     assert np.max(np.abs(restored - ref)) / (hi - lo) <= 1e-4
 
 
@@ -194,7 +196,6 @@ def test_export_of_a_model_dir_with_missing_weights_is_a_clear_error(trained, tm
 
 def test_committed_demo_package_validates_and_restores_better_than_bicubic(no_network):
     from isonet_ij import baselines, grid, metrics, phantoms
-    from isonet_ij.backends import find_demo_package
     from isonet_ij.restore import restore
 
     try:
@@ -203,7 +204,7 @@ def test_committed_demo_package_validates_and_restores_better_than_bicubic(no_ne
         pytest.skip(str(exc))
     assert pkg.stat().st_size < 5_000_000
     validate_package(pkg)
-    tm = trained_model(pkg, backend="onnx")
+    tm = load_model(pkg, backend="onnx")
     cfg = tm.config
     assert (cfg.arch, cfg.mode, cfg.psf, cfg.factor) == ("isonet2", "split", "gaussian:2,8", 8)
     assert tm.psf is not None
@@ -215,8 +216,6 @@ def test_committed_demo_package_validates_and_restores_better_than_bicubic(no_ne
 
 
 def test_committed_demo_package_passes_bioimageio_core_test_model(no_network, tmp_path, monkeypatch):
-    from isonet_ij.backends import find_demo_package
-
     try:
         pkg = find_demo_package()
     except FileNotFoundError as exc:

@@ -118,7 +118,7 @@ def test_segment_script_gives_the_command_result(stack_imp):
 
 def test_train_script_writes_a_loadable_model(stack_imp, tmp_path):
     pytest.importorskip("tensorflow")
-    from isonet_ij.config import load_model
+    from isonet_ij.model import load_model
 
     model = tmp_path / "fiji model"
     out = run_script("IsoNet_Train", {

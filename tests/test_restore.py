@@ -6,17 +6,11 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from isonet_ij import grid, nets, pairs  # noqa: E402
-from isonet_ij.config import Config, TrainedModel  # noqa: E402
-from isonet_ij.restore import (  # noqa: E402
-    _FN_CACHE,
-    BYTES_PER_PIXEL,
-    MIN_CORE,
-    plan_tiles,
-    tile_spans,
-    restore,
-    restore_stack,
-    self_consistency,
-)
+from isonet_ij.config import Config  # noqa: E402
+from isonet_ij.consistency import self_consistency  # noqa: E402
+from isonet_ij.model import model_from_keras  # noqa: E402
+from isonet_ij.restore import restore, restore_stack, restore_with_info  # noqa: E402
+from isonet_ij.tiling import BYTES_PER_PIXEL, MIN_CORE, plan_tiles, tile_spans  # noqa: E402
 
 
 def model(arch="isonet2", factor=3.0, identity=False, seed=0, mode="none"):
@@ -26,7 +20,7 @@ def model(arch="isonet2", factor=3.0, identity=False, seed=0, mode="none"):
     if identity:  # IsoNet-2 with a zero residual is the identity
         last = [l for l in net.layers if l.__class__.__name__ == "Conv2D"][-1]
         last.set_weights([np.zeros_like(w) for w in last.get_weights()])
-    return TrainedModel(cfg, net, None, None, "memory")
+    return model_from_keras(net, cfg)
 
 
 def smooth_volume(shape=(6, 40, 44), seed=0):
@@ -40,12 +34,12 @@ def smooth_volume(shape=(6, 40, 44), seed=0):
 def test_tiled_restoration_equals_untiled(arch):
     tm = model(arch, seed=3)
     vol = smooth_volume((6, 40, 200))
-    whole, info_w = restore(vol, tm, return_info=True)
+    whole, info_w = (r := restore_with_info(vol, tm)).volume, r.info
     assert info_w["plan"]["tiles"] == [1, 1]  # one tile: the whole (bordered) plane
     # a budget for 2 narrow tiles: several tiles along the plane's columns, a smaller batch
     h, frame_rows = info_w["plan"]["halo"], info_w["plan"]["frame"][0]
     budget = 2 * frame_rows * (MIN_CORE + 2 * h + 8) * BYTES_PER_PIXEL[arch]
-    tiled, info_t = restore(vol, tm, max_memory=budget, return_info=True)
+    tiled, info_t = (r := restore_with_info(vol, tm, max_memory=budget)).volume, r.info
     assert info_t["plan"]["tiles"][1] > 1 and info_t["plan"]["batch"] <= 2
     assert whole.shape == tiled.shape == (grid.n_output_slices(6, 3), 40, 200)
     lo, hi = info_w["normalization"]["low"], info_w["normalization"]["high"]
@@ -85,7 +79,7 @@ def test_border_margin_changes_only_outputs_near_the_plane_border():
 def test_default_z_border_follows_the_factor(factor, rows):
     vol = smooth_volume((5, 24, 28))
     tm = model("isonet1", factor=factor)
-    out, info = restore(vol, tm, return_info=True)
+    out, info = (r := restore_with_info(vol, tm)).volume, r.info
     n_out = grid.n_output_slices(5, factor)
     assert info["plan"]["border"] == [rows, 0]
     assert info["plan"]["frame"][0] == -(-(n_out + 2 * rows) // 4) * 4
@@ -98,7 +92,7 @@ def test_default_z_border_follows_the_factor(factor, rows):
 def test_network_is_traced_once_for_both_passes():
     tm = model("isonet1")
     restore(smooth_volume((4, 24, 24)), tm)
-    fns = list(_FN_CACHE[tm.net].values())
+    fns = list(tm.net._fns.values())  # the backend's compiled calls, one per batch shape
     assert len(fns) == 1 and fns[0].experimental_get_tracing_count() == 1
 
 

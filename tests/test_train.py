@@ -10,6 +10,7 @@ pytest.importorskip("tensorflow")
 
 from isonet_ij import config as cfgmod  # noqa: E402
 from isonet_ij.config import Config, ModelDirError  # noqa: E402
+from isonet_ij.model import load_model  # noqa: E402
 from isonet_ij.train import parse_duration, train  # noqa: E402
 
 
@@ -42,9 +43,9 @@ def test_training_writes_a_complete_model_dir_and_resume_continues(tmp_path):
     lo, hi = np.percentile(vol, [1, 99.8])
     assert cfg.normalization["low"] == pytest.approx(lo) and cfg.normalization["high"] == pytest.approx(hi)
     assert cfg.versions["isonet_ij"] and cfg.format_version == cfgmod.FORMAT_VERSION
-    tm = cfgmod.load_model(d)
+    tm = load_model(d)
     x = np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(tm.net(x)), np.asarray(res.model.net(x)), atol=1e-6)
+    np.testing.assert_allclose(tm.net.predict_batch(x), res.model.net.predict_batch(x), atol=1e-6)
 
     res2 = train(vol, tiny_config(epochs=3), model_dir=d, resume=True)
     assert [r["epoch"] for r in res2.history] == [1, 2, 3]

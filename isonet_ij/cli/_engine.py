@@ -453,9 +453,10 @@ def cmd_restore(args) -> int:
     import numpy as np
 
     from .. import volume_io as vio
-    from ..backends import trained_model
+    from ..model import load_model
     from ..nets import set_threads
-    from ..restore import parse_memory, restore_stack
+    from ..restore import restore_stack
+    from ..tiling import parse_memory
     from ..io_zarr import is_zarr
 
     if is_zarr(args.output):
@@ -465,8 +466,7 @@ def cmd_restore(args) -> int:
     max_memory = parse_memory(args.max_memory or "1G")
     vol = _zarr_in_memory(args) if is_zarr(args.input) else vio.read_volume(args.input)
     set_threads(args.threads)
-    tm = trained_model(args.model, backend=args.backend, weights=args.weights,
-                       threads=args.threads)
+    tm = load_model(args.model, backend=args.backend, weights=args.weights, threads=args.threads)
     factor = args.factor if args.factor is not None else (
         vol.anisotropy if vol.voxel_size is not None else tm.config.factor)
     from ..grid import check_factor
@@ -616,7 +616,7 @@ def cmd_demo(args) -> int:
     from ..config import Config
     from ..pairs import max_patch_size
     from ..nets import set_threads
-    from ..restore import restore
+    from ..restore import restore_with_info
     from ..train import train
 
     if not args.minutes > 0:
@@ -658,10 +658,11 @@ def cmd_demo(args) -> int:
 
     t = time.monotonic()
     if args.pretrained:
-        from ..backends import find_demo_package, trained_model
+        from ..artifacts import find_demo_package
+        from ..model import load_model
 
         model_dir = find_demo_package()
-        model, res = trained_model(model_dir), None
+        model, res = load_model(model_dir), None
     else:
         # 64x64 patches (the default), smaller when the planes on the sampling grid are smaller
         patch = min(64, max_patch_size(g.shape, f))
@@ -674,7 +675,8 @@ def cmd_demo(args) -> int:
     timings["train"] = time.monotonic() - t
 
     t = time.monotonic()
-    restored, info = restore(g, model, consistency=True, progress=True, return_info=True)
+    restoration = restore_with_info(g, model, consistency=True, progress=True)
+    restored, info = restoration.volume, restoration.info
     timings["restore"] = time.monotonic() - t
     vio.write_volume(out / "restored.tif", restored, voxel_size=vs_iso, force=args.force,
                      metadata=_provenance(command="demo", model=str(model_dir.resolve()), psf=_DEMO_PSF,

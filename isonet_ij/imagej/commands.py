@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -50,8 +49,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_MODEL_CACHE: dict = {}
-_MODEL_LOCK = threading.Lock()
 
 
 def _quiet_tf() -> None:
@@ -148,7 +145,7 @@ def restore_memory_need(imp, factor: float, max_memory) -> dict:
     Python also holds a float32 copy of the input and the engine's inference budget.
     """
     from ..grid import n_output_slices
-    from ..restore import parse_memory
+    from ..tiling import parse_memory
 
     nc, nz, nt = int(imp.getNChannels()), int(imp.getNSlices()), int(imp.getNFrames())
     w, h = int(imp.getWidth()), int(imp.getHeight())
@@ -202,26 +199,16 @@ def check_restore_memory(imp, factor: float, max_memory) -> dict:
 
 
 def load_model_cached(path, *, weights: str = "best"):
-    """:func:`isonet_ij.config.load_model`, cached while the model files are unchanged."""
+    """:func:`isonet_ij.model.load_model_cached` with the dialog's words for a missing model."""
     _quiet_tf()
-    from ..config import CONFIG_JSON, WEIGHTS_BEST, WEIGHTS_LAST, load_model
+    from ..model import load_model_cached as cached
 
     path = Path(str(path)).expanduser()
     if not path.exists():
-        msg = f"model folder {str(path)!r} does not exist; give the folder written by IsoNet Train"
+        msg = (f"model {str(path)!r} does not exist; give the folder written by IsoNet Train, "
+               "an exported .onnx or a bioimage.io .zip")
         raise FileNotFoundError(msg)
-    stamp = tuple(
-        (p.stat().st_mtime_ns if p.exists() else None)
-        for p in (path / CONFIG_JSON, path / WEIGHTS_BEST, path / WEIGHTS_LAST)
-    )
-    key = (str(path.resolve()), weights)
-    with _MODEL_LOCK:
-        hit = _MODEL_CACHE.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        tm = load_model(path, weights=weights)
-        _MODEL_CACHE[key] = (stamp, tm)
-        return tm
+    return cached(path, weights=weights)
 
 
 # --------------------------------------------------------------------------- restore
@@ -245,8 +232,9 @@ def restore_imageplus(
     ----------
     imp : ij.ImagePlus
         8/16/32-bit stack or hyperstack with >= 2 z slices; not modified.
-    model : str or Path or TrainedModel
-        Model directory (of IsoNet Train / ``isonet train``) or a loaded model.
+    model : str or Path or IsoNetModel
+        Model directory (of IsoNet Train / ``isonet train``), ``.onnx``, bioimage.io ``.zip``,
+        or a loaded model.
     factor : float, optional
         Anisotropy factor; default ``pixelDepth / pixelWidth`` of the calibration, else the
         model's factor (uncalibrated image).
@@ -270,12 +258,13 @@ def restore_imageplus(
         A missing or invalid model directory, bad options.
     """
     _quiet_tf()
-    from ..config import TrainedModel
-    from ..restore import parse_memory, restore_stack
+    from ..model import IsoNetModel
+    from ..restore import restore_stack
+    from ..tiling import parse_memory
 
     check_stack(imp, "IsoNet Restore")
     parse_memory(max_memory)
-    if isinstance(model, TrainedModel):
+    if isinstance(model, IsoNetModel):
         tm = model
     else:
         if not str(model).strip():
