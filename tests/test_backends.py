@@ -64,7 +64,7 @@ def test_model_dir_converts_in_memory_for_onnx_and_default_is_the_faster_tensorf
     assert load_model(trained).backend == "tensorflow"
     m = load_model(trained, backend="onnx")
     assert isinstance(m, IsoNetModel) and isinstance(m.net, OnnxBackend)
-    assert m.backend == "onnx" and m.config.factor == 3 and m.weights == "best" and m.psf is not None
+    assert m.backend == "onnx" and m.config.factor == 3 and m.weights == "best"
 
 
 def test_onnx_file_keeps_the_config(onnx_file, trained):
