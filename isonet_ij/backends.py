@@ -392,7 +392,7 @@ def read_package_config(folder) -> Config:
 
 def _load_keras_safe(path):
     """Load a ``.keras`` file in safe mode (no lambda / arbitrary code deserialization)."""
-    from .nets import _keras
+    from .nets import keras_module as _keras
 
     keras = _keras()
     try:

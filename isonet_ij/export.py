@@ -70,7 +70,7 @@ def _tm(model, weights="best") -> TrainedModel:
 
 def _nchw_model(net):
     """Wrap an NHWC single-channel network as ``(N, 1, H, W) -> (N, 1, H, W)`` (Permute only)."""
-    from .nets import _keras
+    from .nets import keras_module as _keras
 
     keras = _keras()
     inp = keras.Input((1, None, None), name="input")
@@ -513,7 +513,7 @@ def export_bioimageio(model, path, *, sample=None, force: bool = False, name: st
         post = [bio.ScaleLinearDescr(kwargs=bio.ScaleLinearKwargs(gain=hi - lo, offset=lo))]
         import tensorflow as tf
 
-        from .nets import _keras
+        from .nets import keras_module as _keras
 
         descr = bio.ModelDescr(
             name=name or f"IsoNet {cfg.arch} {cfg.mode} factor {cfg.factor:g}",
