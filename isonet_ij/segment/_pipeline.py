@@ -71,13 +71,7 @@ def segment_nuclei(
         raise ValueError(msg)
     mask, thr_info = _threshold(vol, threshold)
     n_fg = _check_foreground(mask, thr_info)
-    mask = fill_holes(mask, mode=fill_holes_mode)
-    if mask.all():
-        msg = (
-            "after filling holes every voxel is foreground (the background touches no "
-            "border of the volume); use --fill-holes off or a higher threshold"
-        )
-        raise ValueError(msg)
+    mask = _filled(mask, fill_holes_mode)
     lab = distance_watershed(
         mask,
         voxel_size=voxel_size,
@@ -85,21 +79,14 @@ def segment_nuclei(
         connectivity=connectivity,
         min_size=min_size,
     )
-    n = int(lab.max()) if lab.size else 0
-    if n > 65535:
-        msg = (
-            f"{n} objects found, more than a uint16 label image holds (65535); raise "
-            "--min-size or --dynamic, or segment a crop"
-        )
-        raise ValueError(msg)
-    labels = lab.astype(np.uint16)
+    labels = _as_uint16_labels(lab)
     if not return_details:
         return labels
     details = {
         "threshold": thr_info,
         "foreground_fraction": n_fg / mask.size,
         "foreground_fraction_filled": float(np.count_nonzero(mask)) / mask.size,
-        "n_objects": n,
+        "n_objects": int(lab.max()) if lab.size else 0,
         "fill_holes": fill_holes_mode,
         "dynamic": float(dynamic),
         "connectivity": int(connectivity),
@@ -107,6 +94,30 @@ def segment_nuclei(
         "voxel_size": None if voxel_size is None else list(normalize_voxel_size(voxel_size)),
     }
     return labels, details
+
+
+def _as_uint16_labels(lab: np.ndarray) -> np.ndarray:
+    """``lab`` as uint16; ``ValueError`` when it has more objects than uint16 holds."""
+    n = int(lab.max()) if lab.size else 0
+    if n > 65535:
+        msg = (
+            f"{n} objects found, more than a uint16 label image holds (65535); raise "
+            "--min-size or --dynamic, or segment a crop"
+        )
+        raise ValueError(msg)
+    return lab.astype(np.uint16)
+
+
+def _filled(mask: np.ndarray, mode: str) -> np.ndarray:
+    """:func:`fill_holes`; ``ValueError`` when no background is left."""
+    mask = fill_holes(mask, mode=mode)
+    if mask.all():
+        msg = (
+            "after filling holes every voxel is foreground (the background touches no "
+            "border of the volume); use --fill-holes off or a higher threshold"
+        )
+        raise ValueError(msg)
+    return mask
 
 
 def _threshold(vol: np.ndarray, threshold) -> tuple[np.ndarray, dict]:
