@@ -335,27 +335,11 @@ def start_imagej(*, fiji=None, display: str = "auto", max_heap: str | None = Non
 def start_fiji(fiji_dir: Path, *, headless: bool, max_heap: str | None, mode: str | None = None) -> str:
     """Start a local Fiji through pyimagej (no downloads: local jars only).
 
-    Parameters
-    ----------
-    fiji_dir : Path
-        The ``Fiji.app`` folder (see :func:`find_fiji`); its bundled Java is used when no
-        system Java is found.
-    headless : bool
-        Start pyimagej in ``"headless"`` mode, else ``"interactive"``.
-    max_heap : str, optional
-        JVM maximum heap (``-Xmx``), e.g. ``"8g"``.
-    mode : str, optional
-        Overrides pyimagej's mode (``"gui"`` blocks until Fiji quits: macOS).
-
-    Returns
-    -------
-    str
-        ImageJ's version (``IJ.getFullVersion()``).
-
-    Raises
-    ------
-    JVMError
-        No Java, pyimagej missing, or pyimagej failing to start Fiji.
+    ``fiji_dir`` is the ``Fiji.app`` folder (:func:`find_fiji`); its bundled Java serves
+    when no system Java is found. ``headless`` picks pyimagej's ``"headless"`` mode, else
+    ``"interactive"``; ``mode`` overrides it (``"gui"`` blocks until Fiji quits: macOS).
+    ``max_heap`` as in :func:`start_imagej`. Returns ImageJ's version; raises
+    :class:`JVMError` when Java or pyimagej is missing or Fiji fails to start.
     """
     global _gateway, _started_with
     try:

@@ -10,8 +10,6 @@ import numpy as np
 
 from ._geometry import make_rng
 
-__all__ = ["convolve", "forward_model", "check_factor", "acquire"]
-
 
 def convolve(f, h):
     """3D convolution ``h * f`` of the same shape as ``f``, with reflect padding.

@@ -7,16 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
-    "make_rng",
-    "check_shape",
-    "spaced_points",
-    "random_rotations",
-    "fit_ellipsoids",
-    "rasterize_ellipsoids",
-    "voronoi",
-]
-
 
 def make_rng(seed) -> np.random.Generator:
     """``np.random.default_rng`` that also passes a Generator through unchanged."""

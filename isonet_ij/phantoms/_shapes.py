@@ -21,17 +21,6 @@ from ._geometry import (
     voronoi,
 )
 
-__all__ = [
-    "KINDS",
-    "NUCLEI_PER_512_CUBE",
-    "PHANTOMS",
-    "target_nuclei_count",
-    "smooth_noise",
-    "nuclei",
-    "membranes",
-    "nuclei_membranes",
-]
-
 #: Phantom kinds understood by :func:`synthesize` (also the ``isonet synth`` choices).
 KINDS = ("nuclei", "membranes", "nuclei-membranes")
 
@@ -39,6 +28,7 @@ KINDS = ("nuclei", "membranes", "nuclei-membranes")
 NUCLEI_PER_512_CUBE = 1500
 #: Default nuclei density of :func:`nuclei`, in nuclei per 10^6 voxels (about 11.2).
 _NUCLEI_DENSITY = NUCLEI_PER_512_CUBE / 512**3 * 1e6
+
 
 def target_nuclei_count(shape, *, density=None) -> int:
     """Number of nuclei :func:`nuclei` places in a volume of ``shape``.
@@ -193,6 +183,11 @@ def _membrane_density(shape, seeds, rng, *, sigma: float = 0.55):
     return f.astype(np.float32), nearest
 
 
+def _cell_count(shape, cell_size: float) -> int:
+    """Cells of mean spacing ``cell_size`` (voxels) that fill ``shape``: at least 2."""
+    return max(2, int(round(math.prod(shape) / cell_size**3)))
+
+
 def membranes(shape, *, seed=None, cell_size: float = 24.0):
     """Packed epithelial cells with bright, textured membranes (3D Voronoi tessellation).
 
@@ -221,7 +216,7 @@ def membranes(shape, *, seed=None, cell_size: float = 24.0):
     """
     shape = check_shape(shape)
     rng = make_rng(seed)
-    n = max(2, int(round(math.prod(shape) / cell_size**3)))
+    n = _cell_count(shape, cell_size)
     seeds = spaced_points(shape, n, 0.8 * cell_size, rng)
     f, nearest = _membrane_density(shape, seeds, rng)
     return f, (nearest + 1).astype(np.uint16)
@@ -256,7 +251,7 @@ def nuclei_membranes(shape, *, seed=None, cell_size: float = 36.0):
     """
     shape = check_shape(shape)
     rng = make_rng(seed)
-    n = max(2, int(round(math.prod(shape) / cell_size**3)))
+    n = _cell_count(shape, cell_size)
     if n > np.iinfo(np.uint16).max:
         msg = f"{n} cells do not fit uint16 labels; use a smaller `shape`"
         raise ValueError(msg)

@@ -14,8 +14,6 @@ import numpy as np
 from ._formation import acquire, check_factor, convolve
 from ._shapes import KINDS, PHANTOMS, target_nuclei_count
 
-__all__ = ["DEFAULTS", "MIN_SIZE", "synthesize"]
-
 #: Smallest edge length (voxels) :func:`synthesize` accepts.
 MIN_SIZE = 32
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILL_HOLES_MODES", "fill_holes"]
-
 #: ``fill_holes`` modes.
 FILL_HOLES_MODES = ("3d", "2d", "off")
 

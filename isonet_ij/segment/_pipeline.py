@@ -11,8 +11,6 @@ from ._holes import fill_holes
 from ._threshold import THRESHOLD_METHODS, auto_threshold, threshold_mask
 from ._watershed import distance_watershed
 
-__all__ = ["segment_nuclei"]
-
 
 def segment_nuclei(
     volume,

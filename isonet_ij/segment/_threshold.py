@@ -17,16 +17,6 @@ import numpy as np
 
 from ..volume_io import VolumeError
 
-__all__ = [
-    "THRESHOLD_METHODS",
-    "Threshold",
-    "imagej_histogram",
-    "intermodes_bin",
-    "otsu_bin",
-    "auto_threshold",
-    "threshold_mask",
-]
-
 #: Automatic threshold methods (names as in ImageJ's AutoThresholder, lower case).
 THRESHOLD_METHODS = ("intermodes", "otsu")
 

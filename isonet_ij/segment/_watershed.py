@@ -8,8 +8,6 @@ import numpy as np
 
 from ..volume_io import normalize_voxel_size
 
-__all__ = ["distance_watershed"]
-
 #: MorphoLibJ's connectivity -> the rank of ``scipy.ndimage.generate_binary_structure``.
 _CONNECTIVITY = {6: 1, 26: 3}
 
