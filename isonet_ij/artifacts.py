@@ -184,9 +184,9 @@ def read_package_config(folder) -> Config:
 
 def load_keras_safe(path):
     """Load a ``.keras`` file in safe mode (no lambda / arbitrary code deserialization)."""
-    from .nets import _keras
+    from .nets import keras_module
 
-    keras = _keras()
+    keras = keras_module()
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # keras raises many types (incl. ValueError for unsafe lambdas)

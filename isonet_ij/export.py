@@ -463,7 +463,7 @@ def _package_weights(td: Path, opset: int):
     import tensorflow as tf
     from bioimageio.spec.model import v0_5 as bio
 
-    from .nets import _keras
+    from .nets import keras_module
 
     tf_version = bio.Version(tf.__version__)
     return bio.WeightsDescr(
@@ -471,7 +471,7 @@ def _package_weights(td: Path, opset: int):
         tensorflow_saved_model_bundle=bio.TensorflowSavedModelBundleWeightsDescr(
             source=td / "tf_saved_model.zip", tensorflow_version=tf_version),
         keras_v3=bio.KerasV3WeightsDescr(
-            source=td / "model.keras", keras_version=bio.Version(_keras().__version__), backend=("tensorflow", tf_version)),
+            source=td / "model.keras", keras_version=bio.Version(keras_module().__version__), backend=("tensorflow", tf_version)),
     )
 
 

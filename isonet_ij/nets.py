@@ -35,6 +35,7 @@ __all__ = [
     "param_count",
     "flops_per_pixel",
     "set_threads",
+    "keras_module",
 ]
 
 ARCHS = ("isonet1", "isonet2")
@@ -43,7 +44,13 @@ ARCHS = ("isonet1", "isonet2")
 PARAM_COUNTS = {"isonet1": 57_283, "isonet2": 314_561}
 
 
-def _keras():
+def keras_module():
+    """The ``keras`` module, imported on first use with the TensorFlow backend.
+
+    Sets ``KERAS_BACKEND=tensorflow`` and quiets TensorFlow's C++ logging unless the user
+    chose otherwise; the import is here so that importing :mod:`isonet_ij` never loads
+    TensorFlow.
+    """
     import os
 
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -88,7 +95,7 @@ def isonet1(*, dropout: float = 0.0, final_activation: str = "linear", seed=None
     keras.Model
         ``(None, None, None, 1) -> (None, None, None, 1)`` float32.
     """
-    keras = _keras()
+    keras = keras_module()
     L = keras.layers
     init = _init(keras, seed)
     inp = keras.Input((None, None, 1), name="input")
@@ -118,7 +125,7 @@ def isonet2(*, dropout: float = 0.0, residual: bool = True, seed=None):
     keras.Model
         ``(None, H, W, 1) -> (None, H, W, 1)`` float32 with H, W multiples of 4.
     """
-    keras = _keras()
+    keras = keras_module()
     L = keras.layers
     init = _init(keras, seed)
 

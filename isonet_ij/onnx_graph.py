@@ -23,9 +23,9 @@ DEFAULT_OPSET = 17
 
 def nchw_model(net):
     """Wrap an NHWC single-channel network as ``(N, 1, H, W) -> (N, 1, H, W)`` (Permute only)."""
-    from .nets import _keras
+    from .nets import keras_module
 
-    keras = _keras()
+    keras = keras_module()
     inp = keras.Input((1, None, None), name="input")
     x = keras.layers.Permute((2, 3, 1), name="to_nhwc")(inp)
     x = net(x, training=False)

@@ -456,6 +456,41 @@ def make_pairs(
         The volume has fewer than 2 slices or its lateral planes are smaller than a patch
         (after cropping to the sampling grid).
     """
+    vol, f, P = _check_pairs_input(volume_norm, kernels, factor, patch_size)
+    train_slices, val_slices = _split_slices(vol.shape[0], validation_fraction)
+    if noise_match and noise is None:
+        noise = estimate_noise(vol)
+    noise = tuple(noise) if noise_match else None
+    common = {
+        "factor": f,
+        "patch_size": P,
+        "kernels": kernels,
+        "noise": noise,
+        "flips": {a: flip_flags(kernels[a]) for a in ("xz", "yz")},
+        "sumsq": {a: _kernel_sumsq(kernels[a]) for a in ("xz", "yz")},
+    }
+    train_planes = _make_planes(vol, train_slices, kernels, f, P)
+    val_planes = _make_planes(vol, val_slices, kernels, f, P)
+    sampler = PairSampler(
+        **common,
+        planes=train_planes,
+        grids={},
+        train_slices=train_slices,
+        val_slices=val_slices,
+        plane_weights=_plane_weights(train_planes),
+    )
+    # Fixed validation set from the held-out slices (no augmentation).
+    val_sampler = PairSampler(
+        **common, planes=val_planes, grids=sampler.grids, plane_weights=_plane_weights(val_planes)
+    )
+    sampler.validation = val_sampler.sample(
+        int(n_validation), np.random.default_rng([seed, 7]), augment=False
+    )
+    return sampler
+
+
+def _check_pairs_input(volume_norm, kernels, factor, patch_size) -> tuple[np.ndarray, float, int]:
+    """``(volume as float32, factor, patch size)``; ``ValueError`` when no pair fits."""
     vol = np.asarray(volume_norm, dtype=np.float32)
     if vol.ndim != 3:
         msg = f"`volume_norm` must be 3D (z, y, x), got shape {vol.shape}"
@@ -470,8 +505,7 @@ def make_pairs(
         if name not in kernels:
             msg = f"`kernels` must have keys 'xz' and 'yz', got {sorted(kernels)}"
             raise ValueError(msg)
-    min_side = min(Y, X)
-    g0 = _plane_grid(min_side, f, 0)
+    g0 = _plane_grid(min(Y, X), f, 0)
     n_rows = g0.n_out if g0 is not None else 0
     if n_rows < P or max(Y, X) < P:
         msg = (
@@ -480,74 +514,49 @@ def make_pairs(
             f"(a multiple of 4, <= {n_rows - n_rows % 4}) or a larger volume"
         )
         raise ValueError(msg)
+    return vol, f, P
 
-    n_val = max(1, int(round(validation_fraction * Z)))
-    n_val = min(n_val, Z - 1)
-    val_slices = sorted({int((k + 0.5) * Z / n_val) for k in range(n_val)})
-    train_slices = [z for z in range(Z) if z not in val_slices]
-    if noise_match and noise is None:
-        noise = estimate_noise(vol)
-    noise = tuple(noise) if noise_match else None
 
-    flips = {a: flip_flags(kernels[a]) for a in ("xz", "yz")}
-    sumsq = {a: _kernel_sumsq(kernels[a]) for a in ("xz", "yz")}
-    n_off = int(math.ceil(f))
+def _split_slices(n_slices: int, validation_fraction: float) -> tuple[list, list]:
+    """``(training slices, validation slices)``: at least one of each, spread evenly."""
+    n_val = max(1, int(round(validation_fraction * n_slices)))
+    n_val = min(n_val, n_slices - 1)
+    val_slices = sorted({int((k + 0.5) * n_slices / n_val) for k in range(n_val)})
+    train_slices = [z for z in range(n_slices) if z not in val_slices]
+    return train_slices, val_slices
 
-    def planes_for(zs):
-        out = []
-        for z in zs:
-            for axis in ("xz", "yz"):
-                target = vol[z] if axis == "xz" else np.ascontiguousarray(vol[z].T)
-                H, W = target.shape
-                offsets = []
-                for o in range(n_off):
-                    gg = _plane_grid(H, f, o)
-                    if gg is not None and gg.n_out >= P:
-                        offsets.append(o)
-                if not offsets:
-                    continue
-                out.append(
-                    _Plane(
-                        target=target,
-                        blurred=blur_plane(target, kernels[axis]),
-                        axis=axis,
-                        z=z,
-                        cum=_weights_cumsum(target, P),
-                        offsets=offsets,
-                    )
+
+def _make_planes(vol: np.ndarray, zs, kernels: dict, f: float, P: int) -> list:
+    """The xz and yz training planes of lateral slices ``zs`` (rows: the axial direction).
+
+    A plane is kept only when at least one grid origin gives ``P`` sampled rows.
+    """
+    out = []
+    for z in zs:
+        for axis in ("xz", "yz"):
+            target = vol[z] if axis == "xz" else np.ascontiguousarray(vol[z].T)
+            H = target.shape[0]
+            offsets = []
+            for o in range(int(math.ceil(f))):
+                gg = _plane_grid(H, f, o)
+                if gg is not None and gg.n_out >= P:
+                    offsets.append(o)
+            if not offsets:
+                continue
+            out.append(
+                _Plane(
+                    target=target,
+                    blurred=blur_plane(target, kernels[axis]),
+                    axis=axis,
+                    z=z,
+                    cum=_weights_cumsum(target, P),
+                    offsets=offsets,
                 )
-        return out
+            )
+    return out
 
-    train_planes = planes_for(train_slices)
-    val_planes = planes_for(val_slices)
-    sampler = PairSampler(
-        factor=f,
-        patch_size=P,
-        kernels=kernels,
-        noise=noise,
-        planes=train_planes,
-        grids={},
-        flips=flips,
-        sumsq=sumsq,
-        train_slices=train_slices,
-        val_slices=val_slices,
-    )
-    tot = np.array([p.cum[-1] for p in train_planes])
-    sampler.plane_weights = tot / tot.sum()
-    # Fixed validation set from the held-out slices (no augmentation).
-    val_sampler = PairSampler(
-        factor=f,
-        patch_size=P,
-        kernels=kernels,
-        noise=noise,
-        planes=val_planes,
-        grids=sampler.grids,
-        flips=flips,
-        sumsq=sumsq,
-    )
-    vt = np.array([p.cum[-1] for p in val_planes])
-    val_sampler.plane_weights = vt / vt.sum()
-    sampler.validation = val_sampler.sample(
-        int(n_validation), np.random.default_rng([seed, 7]), augment=False
-    )
-    return sampler
+
+def _plane_weights(planes: list) -> np.ndarray:
+    """Probability of drawing each plane: its share of the total patch weight."""
+    tot = np.array([p.cum[-1] for p in planes])
+    return tot / tot.sum()

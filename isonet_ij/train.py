@@ -8,6 +8,7 @@ validates on held-out slices and writes, atomically, into the model directory:
 ``weights_best`` when validation improved, ``training_log.csv`` and
 ``training_curve.png``. ``time_budget`` stops at a wall-clock limit (counted from the
 call, pair preparation included) after validating and checkpointing the partial epoch.
+The model-directory files themselves are written by :mod:`isonet_ij.checkpoints`.
 
 Defaults chosen by measurement (numbers in :class:`isonet_ij.config.Config`): Adam lr 1e-3
 (2 dB ahead of the paper's 5e-3 after 350 steps), 64x64 patches, batch 16.
@@ -15,52 +16,23 @@ Defaults chosen by measurement (numbers in :class:`isonet_ij.config.Config`): Ad
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import pairs
+from . import checkpoints, pairs
+from .config import WEIGHTS_BEST, Config, read_config, save_psf, write_config
 from .model import IsoNetModel, model_from_keras
 from .volume_io import as_volume3d
-from .config import (
-    OPTIMIZER_LAST,
-    TRAIN_STATE,
-    TRAINING_CURVE,
-    TRAINING_LOG,
-    WEIGHTS_BEST,
-    WEIGHTS_LAST,
-    Config,
-    read_config,
-    save_psf,
-    write_config,
-)
-from .volume_io import atomic_path, write_json
 
 __all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps",
            "training_step_for"]
 
 log = logging.getLogger(__name__)
-
-LOG_FIELDS = ["epoch", "steps", "loss", "val_loss", "val_psnr", "val_psnr_input", "lr", "elapsed_s"]
-_OUR_FILES = (
-    "config.json",
-    WEIGHTS_BEST,
-    WEIGHTS_LAST,
-    OPTIMIZER_LAST,
-    TRAIN_STATE,
-    TRAINING_LOG,
-    TRAINING_CURVE,
-    "psf.tif",
-)
 
 
 @dataclass
@@ -72,7 +44,7 @@ class TrainResult:
     model : IsoNetModel
         The network holding the best weights (by validation loss).
     history : list of dict
-        One row per epoch (see ``LOG_FIELDS``).
+        One row per epoch (see :data:`isonet_ij.checkpoints.LOG_FIELDS`).
     stop_reason : str
         ``"epochs"``, ``"time budget"`` or ``"already done"``.
     train_step : str
@@ -254,121 +226,6 @@ def _loss_fn(name):
     return lambda a, b: tf.reduce_mean(tf.abs(a - b))
 
 
-# --------------------------------------------------------------------------- model dir IO
-
-
-def _save_weights_atomic(net, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        net.save_weights(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    with atomic_path(dst, force=True) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def _save_optimizer(opt, path: Path) -> None:
-    arrays = {f"v{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(opt.variables)}
-    with atomic_path(path, force=True) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-
-def _load_optimizer(opt, net, path: Path) -> bool:
-    if not path.is_file():
-        return False
-    opt.build(net.trainable_variables)
-    with np.load(path) as data:
-        values = [data[k] for k in sorted(data.files)]
-    if len(values) != len(opt.variables):
-        log.warning("optimizer state in %s does not match; starting Adam afresh", path)
-        return False
-    for var, val in zip(opt.variables, values):
-        var.assign(val)
-    return True
-
-
-def _write_log(path: Path, history: list) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
-    w.writeheader()
-    for row in history:
-        w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
-    with atomic_path(path, force=True) as tmp:
-        tmp.write_text(buf.getvalue())
-
-
-def _read_log(path: Path) -> list:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    out = []
-    for r in rows:
-        out.append({k: (float(v) if k != "epoch" and v not in ("", None) else v) for k, v in r.items()})
-        out[-1]["epoch"] = int(r["epoch"])
-    return out
-
-
-def _write_curve(path: Path, history: list, title: str, *, loss: str = "psnr") -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6, 4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    ep = [r["epoch"] for r in history]
-    if loss == "psnr" and history and history[0].get("loss") not in ("", None):
-        ax.plot(ep, [-float(r["loss"]) if r.get("loss") not in ("", None) else np.nan for r in history],
-                label="training (-loss)")
-    ax.plot(ep, [float(r["val_psnr"]) for r in history], label="validation PSNR")
-    if history:
-        ax.axhline(float(history[-1]["val_psnr_input"]), color="gray", ls="--",
-                   label="validation, input (bicubic)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("PSNR per patch (dB)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path, force=True) as tmp:
-        with open(tmp, "wb") as fh:
-            fig.savefig(fh, format="png")
-
-
-def _prepare_dir(model_dir: Path, *, resume: bool, force: bool) -> bool:
-    """Return True when resuming from an existing checkpoint."""
-    if model_dir.exists() and not model_dir.is_dir():
-        msg = f"model directory {str(model_dir)!r} is a file; choose a directory path"
-        raise FileExistsError(msg)
-    has_ckpt = (model_dir / TRAIN_STATE).is_file() and (model_dir / WEIGHTS_LAST).is_file()
-    if resume:
-        if not has_ckpt:
-            msg = (
-                f"cannot resume: {str(model_dir)!r} holds no checkpoint "
-                f"({TRAIN_STATE} + {WEIGHTS_LAST}); train without --resume"
-            )
-            raise FileNotFoundError(msg)
-        return True
-    if model_dir.is_dir() and any(model_dir.iterdir()):
-        if not force:
-            msg = (
-                f"model directory {str(model_dir)!r} is not empty; pass --resume to continue "
-                "its training, --force to replace it, or choose another -o"
-            )
-            raise FileExistsError(msg)
-        for name in _OUR_FILES:
-            p = model_dir / name
-            if p.is_file():
-                p.unlink()
-    return False
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -426,14 +283,41 @@ def train(
     model_dir = Path(model_dir) if model_dir is not None else None
     resuming = False
     if model_dir is not None:
-        resuming = _prepare_dir(model_dir, resume=resume, force=force)
+        resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
+    config, psf = _checked_config(config, psf, model_dir if resuming else None)
+    sampler = _prepare_pairs(vol, config, psf, resuming=resuming)
+    net, opt = _build_network(config, threads)
+    loop = _EpochLoop(config, sampler, net, opt, model_dir, t_start=t_start, budget=budget)
     if resuming:
-        stored = read_config(model_dir)
+        loop.resume_from(checkpoints.restore_checkpoint(model_dir, net, opt))
+    if model_dir is not None:
+        write_config(model_dir, config)
+        if psf is not None and not (model_dir / "psf.tif").is_file():
+            save_psf(model_dir, psf)
+    loop.choose_training_step()
+    stop_reason = loop.run(progress=progress)
+    model = model_from_keras(net, config, psf=psf, path=model_dir, weights=loop.load_best_weights())
+    log.info(
+        "training stopped (%s) after %d epochs; best validation PSNR %.2f dB at epoch %s "
+        "(input %.2f dB)",
+        stop_reason, len(loop.history), -loop.best_val if config.loss == "psnr" else float("nan"),
+        loop.best_epoch, loop.val_psnr_input,
+    )
+    return TrainResult(model, loop.history, stop_reason, loop.step_kind)
+
+
+def _checked_config(config: Config, psf, resume_dir: Path | None):
+    """``(config copy, psf)`` validated; a resumed run takes both from ``resume_dir``.
+
+    Only ``config.epochs`` (the total to reach) is taken from the caller when resuming.
+    """
+    if resume_dir is not None:
+        stored = read_config(resume_dir)
         config = stored.replace(epochs=int(config.epochs))
         if psf is None:
             from .config import load_psf_file
 
-            psf = load_psf_file(model_dir)
+            psf = load_psf_file(resume_dir)
     config = config.replace()  # a copy we may fill in
     config.validate()
     if config.mode != "none":
@@ -446,8 +330,16 @@ def train(
     if config.arch == "isonet2" and config.patch_size % 4:
         msg = f"IsoNet-2 needs a patch size divisible by 4, got {config.patch_size}"
         raise ValueError(msg)
+    return config, psf
 
-    # ---- data
+
+def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool) -> pairs.PairSampler:
+    """Normalize ``vol`` and build the training pairs; fills in ``config``'s data fields.
+
+    ``config.normalization`` (percentile values), ``config.noise_model`` and the kernel
+    shapes and flips in ``config.psf_info`` are set here; a resumed run keeps its stored
+    normalization and noise model so that the data look as before.
+    """
     p_lo, p_hi = config.normalization["p_low"], config.normalization["p_high"]
     if resuming and config.normalization.get("low") is not None:
         lo, hi = config.normalization["low"], config.normalization["high"]
@@ -471,13 +363,14 @@ def train(
         noise=noise,
         seed=config.seed,
     )
-    x_val, y_val = sampler.validation
-    val_psnr_input = float(np.mean(_psnr_np(y_val, x_val)))
     config.psf_info = dict(config.psf_info or {})
     config.psf_info["training_kernel_shapes"] = {k: list(v.shape) for k, v in kernels.items()}
     config.psf_info["flips"] = {k: list(v) for k, v in sampler.flips.items()}
+    return sampler
 
-    # ---- network
+
+def _build_network(config: Config, threads: int | None):
+    """``(network, Adam optimizer)``, seeded by ``config.seed`` (TensorFlow imported here)."""
     from .nets import build_model, set_threads
 
     set_threads(threads)
@@ -486,145 +379,167 @@ def train(
     keras.utils.set_random_seed(int(config.seed))
     net = build_model(config.arch, dropout=config.dropout, seed=config.seed)
     opt = keras.optimizers.Adam(learning_rate=float(config.learning_rate))
-    history: list = []
-    start_epoch = 0
-    best_val = math.inf
-    best_epoch = None
-    elapsed_before = 0.0
-    if resuming:
-        net.load_weights(model_dir / WEIGHTS_LAST)
-        _load_optimizer(opt, net, model_dir / OPTIMIZER_LAST)
-        state = json.loads((model_dir / TRAIN_STATE).read_text())
-        start_epoch = int(state["epoch"])
-        best_val = float(state.get("best_val_loss", math.inf))
-        best_epoch = state.get("best_epoch")
-        elapsed_before = float(state.get("elapsed_s", 0.0))
-        history = [r for r in _read_log(model_dir / TRAINING_LOG) if r["epoch"] <= start_epoch]
-    if model_dir is not None:
-        write_config(model_dir, config)
-        if psf is not None and not (model_dir / "psf.tif").is_file():
-            save_psf(model_dir, psf)
+    return net, opt
 
-    B, P = int(config.batch_size), int(config.patch_size)
-    # XLA helps IsoNet-2 on some CPUs and slows it on others: time both on a real batch.
-    xb, yb = sampler.sample(B, np.random.default_rng([int(config.seed), 0, 2]), augment=config.augment)
-    step_kind, train_step, val_step = training_step_for(
-        config.arch, net, opt, config.loss, B, P, xb[..., None], yb[..., None])
 
-    n_val = x_val.shape[0]
-    n_val_pad = int(math.ceil(n_val / B)) * B
-    xv = np.zeros((n_val_pad, P, P, 1), np.float32)
-    yv = np.zeros((n_val_pad, P, P, 1), np.float32)
-    xv[:n_val, ..., 0], yv[:n_val, ..., 0] = x_val, y_val
+class _EpochLoop:
+    """The epochs of one :func:`train` call: steps, validation, checkpoints, time budget.
 
-    def validate():
-        ps, ms, ma = [], [], []
-        for i in range(0, n_val_pad, B):
-            p, m, a = val_step(xv[i : i + B], yv[i : i + B])
-            ps.append(p.numpy()), ms.append(m.numpy()), ma.append(a.numpy())
-        ps, ms, ma = (np.concatenate(v)[:n_val] for v in (ps, ms, ma))
-        val_psnr = float(np.mean(ps))
-        val_loss = {"psnr": -val_psnr, "mse": float(np.mean(ms)), "mae": float(np.mean(ma))}[config.loss]
-        return val_loss, val_psnr
+    ``history``, ``best_val`` (validation loss), ``best_epoch`` and ``val_psnr_input``
+    (validation PSNR of the bicubic input, dB) are read by :func:`train` afterwards.
+    """
 
-    best_weights = None  # in-memory copy when model_dir is None
-    stop_reason = "epochs"
-    total_steps = config.epochs * config.steps_per_epoch
-    if start_epoch >= config.epochs:
-        stop_reason = "already done"
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    def __init__(self, config: Config, sampler, net, opt, model_dir, *, t_start: float, budget):
+        self.config, self.sampler, self.net, self.opt = config, sampler, net, opt
+        self.model_dir = model_dir
+        self.t_start, self.budget = t_start, budget  # time.monotonic() s, s or None
+        self.history: list = []
+        self.start_epoch = 0
+        self.best_val = math.inf
+        self.best_epoch = None
+        self.elapsed_before = 0.0  # seconds trained by earlier (resumed) runs
+        self.best_weights = None  # in-memory copy of the best weights when model_dir is None
+        self.bar = None
+        self.steps_done = 0
+        # set by choose_training_step: the step functions and the batch-padded validation set
+        self.step_kind = self.train_step = self.val_step = None
+        self.xv = self.yv = None
+        self.n_val = 0
+        x_val, y_val = sampler.validation
+        self.val_psnr_input = float(np.mean(_psnr_np(y_val, x_val)))
+        self.total_steps = config.epochs * config.steps_per_epoch
+        self.title = f"{config.arch} {config.mode}, factor {config.factor:g}, {config.psf or 'no PSF'}"
 
-        bar = tqdm(total=total_steps, initial=start_epoch * config.steps_per_epoch, unit="step",
-                   desc=f"train {config.arch}/{config.mode}", dynamic_ncols=True)
-    title = f"{config.arch} {config.mode}, factor {config.factor:g}, {config.psf or 'no PSF'}"
-    steps_done = sum(int(r["steps"]) for r in history)
+    def resume_from(self, state: dict) -> None:
+        """Continue after :func:`isonet_ij.checkpoints.restore_checkpoint`'s ``state``."""
+        self.start_epoch = state["epoch"]
+        self.best_val = state["best_val_loss"]
+        self.best_epoch = state["best_epoch"]
+        self.elapsed_before = state["elapsed_s"]
+        self.history = state["history"]
 
-    def progress_now() -> float:
+    def choose_training_step(self) -> None:
+        """Pick the faster training step on a real batch and pad the validation set to batches.
+
+        XLA helps IsoNet-2 on some CPUs and slows it on others: both are timed.
+        """
+        config, B, P = self.config, int(self.config.batch_size), int(self.config.patch_size)
+        rng = np.random.default_rng([int(config.seed), 0, 2])
+        xb, yb = self.sampler.sample(B, rng, augment=config.augment)
+        self.step_kind, self.train_step, self.val_step = training_step_for(
+            config.arch, self.net, self.opt, config.loss, B, P, xb[..., None], yb[..., None])
+        x_val, y_val = self.sampler.validation
+        self.n_val = x_val.shape[0]
+        n_val_pad = int(math.ceil(self.n_val / B)) * B
+        self.xv = np.zeros((n_val_pad, P, P, 1), np.float32)
+        self.yv = np.zeros((n_val_pad, P, P, 1), np.float32)
+        self.xv[: self.n_val, ..., 0], self.yv[: self.n_val, ..., 0] = x_val, y_val
+
+    def run(self, *, progress: bool) -> str:
+        """Train the remaining epochs; the stop reason (see :class:`TrainResult`)."""
+        config = self.config
+        self.steps_done = sum(int(r["steps"]) for r in self.history)
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total_steps, initial=self.start_epoch * config.steps_per_epoch,
+                            unit="step", desc=f"train {config.arch}/{config.mode}", dynamic_ncols=True)
+        stop_reason = "already done" if self.start_epoch >= config.epochs else "epochs"
+        try:
+            for epoch in range(self.start_epoch, config.epochs):
+                losses, lr_now, out_of_time = self._train_epoch(epoch)
+                if not losses:
+                    return "time budget"
+                self._end_epoch(epoch, losses, lr_now, out_of_time)
+                if out_of_time:
+                    return "time budget"
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return stop_reason
+
+    def _out_of_time(self) -> bool:
+        return self.budget is not None and time.monotonic() - self.t_start >= self.budget
+
+    def _progress_now(self) -> float:
         """Fraction of the run done: of the steps, or of the time budget if further."""
-        done = steps_done / max(total_steps, 1)
-        if budget is not None:
-            done = max(done, (time.monotonic() - t_start) / budget)
+        done = self.steps_done / max(self.total_steps, 1)
+        if self.budget is not None:
+            done = max(done, (time.monotonic() - self.t_start) / self.budget)
         return done
 
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            rng = np.random.default_rng([int(config.seed), epoch, 1])
-            losses = []
-            out_of_time = False
-            for _ in range(config.steps_per_epoch):
-                if budget is not None and time.monotonic() - t_start >= budget:
-                    out_of_time = True
-                    break
-                xb, yb = sampler.sample(B, rng, augment=config.augment)
-                lr_now = lr_at(config, progress_now())
-                opt.learning_rate.assign(lr_now)
-                losses.append(float(train_step(xb[..., None], yb[..., None])))
-                steps_done += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
-            if not losses:
-                stop_reason = "time budget"
-                break
-            val_loss, val_psnr = validate()
-            elapsed = elapsed_before + time.monotonic() - t_start
-            row = {
-                "epoch": epoch + 1,
-                "steps": len(losses),
-                "loss": float(np.mean(losses)),
-                "val_loss": val_loss,
-                "val_psnr": val_psnr,
-                "val_psnr_input": val_psnr_input,
-                "lr": float(lr_now),
-                "elapsed_s": round(elapsed, 2),
-            }
-            history.append(row)
-            improved = val_loss < best_val
-            if improved:
-                best_val, best_epoch = val_loss, epoch + 1
-            if bar is not None:
-                bar.set_postfix(loss=f"{row['loss']:.3g}", val_psnr=f"{val_psnr:.2f}",
-                                input=f"{val_psnr_input:.2f}", refresh=True)
-            if model_dir is not None:
-                _save_weights_atomic(net, model_dir / WEIGHTS_LAST)
-                _save_optimizer(opt, model_dir / OPTIMIZER_LAST)
-                if improved:
-                    _copy_atomic(model_dir / WEIGHTS_LAST, model_dir / WEIGHTS_BEST)
-                write_json(model_dir / TRAIN_STATE, {
-                    "epoch": epoch + 1, "best_val_loss": best_val, "best_epoch": best_epoch,
-                    "elapsed_s": elapsed, "partial_epoch": out_of_time,
-                }, force=True)
-                _write_log(model_dir / TRAINING_LOG, history)
-                _write_curve(model_dir / TRAINING_CURVE, history, title, loss=config.loss)
-            elif improved:
-                best_weights = [w.numpy().copy() for w in net.weights]
-            log.debug("epoch %d: loss %.4f val_psnr %.3f (input %.3f)", epoch + 1, row["loss"], val_psnr, val_psnr_input)
-            if out_of_time:
-                stop_reason = "time budget"
-                break
-    finally:
-        if bar is not None:
-            bar.close()
+    def _train_epoch(self, epoch: int) -> tuple[list, float | None, bool]:
+        """``(step losses, last learning rate, out of time)`` of one epoch's steps."""
+        config, B = self.config, int(self.config.batch_size)
+        rng = np.random.default_rng([int(config.seed), epoch, 1])
+        losses, lr_now = [], None
+        for _ in range(config.steps_per_epoch):
+            if self._out_of_time():
+                return losses, lr_now, True
+            xb, yb = self.sampler.sample(B, rng, augment=config.augment)
+            lr_now = lr_at(config, self._progress_now())
+            self.opt.learning_rate.assign(lr_now)
+            losses.append(float(self.train_step(xb[..., None], yb[..., None])))
+            self.steps_done += 1
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
+        return losses, lr_now, False
 
-    # ---- best weights into the returned network
-    weights = "last"
-    if model_dir is not None and (model_dir / WEIGHTS_BEST).is_file():
-        net.load_weights(model_dir / WEIGHTS_BEST)
-        weights = "best"
-    elif best_weights is not None:
-        for w, v in zip(net.weights, best_weights):
-            w.assign(v)
-        weights = "best"
-    model = model_from_keras(net, config, psf=psf, path=model_dir, weights=weights if model_dir else "memory")
-    log.info(
-        "training stopped (%s) after %d epochs; best validation PSNR %.2f dB at epoch %s "
-        "(input %.2f dB)",
-        stop_reason, len(history), -best_val if config.loss == "psnr" else float("nan"),
-        best_epoch, val_psnr_input,
-    )
-    return TrainResult(model, history, stop_reason, step_kind)
+    def _validate(self) -> tuple[float, float]:
+        """``(validation loss, mean validation PSNR in dB)`` on the fixed validation set."""
+        B = int(self.config.batch_size)
+        ps, ms, ma = [], [], []
+        for i in range(0, self.xv.shape[0], B):
+            p, m, a = self.val_step(self.xv[i : i + B], self.yv[i : i + B])
+            ps.append(p.numpy()), ms.append(m.numpy()), ma.append(a.numpy())
+        ps, ms, ma = (np.concatenate(v)[: self.n_val] for v in (ps, ms, ma))
+        val_psnr = float(np.mean(ps))
+        val_loss = {"psnr": -val_psnr, "mse": float(np.mean(ms)), "mae": float(np.mean(ma))}[self.config.loss]
+        return val_loss, val_psnr
+
+    def _end_epoch(self, epoch: int, losses: list, lr_now: float, out_of_time: bool) -> None:
+        """Validate, log the epoch and keep the best weights (on disk or in memory)."""
+        val_loss, val_psnr = self._validate()
+        elapsed = self.elapsed_before + time.monotonic() - self.t_start
+        row = {
+            "epoch": epoch + 1,
+            "steps": len(losses),
+            "loss": float(np.mean(losses)),
+            "val_loss": val_loss,
+            "val_psnr": val_psnr,
+            "val_psnr_input": self.val_psnr_input,
+            "lr": float(lr_now),
+            "elapsed_s": round(elapsed, 2),
+        }
+        self.history.append(row)
+        improved = val_loss < self.best_val
+        if improved:
+            self.best_val, self.best_epoch = val_loss, epoch + 1
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{row['loss']:.3g}", val_psnr=f"{val_psnr:.2f}",
+                                 input=f"{self.val_psnr_input:.2f}", refresh=True)
+        if self.model_dir is not None:
+            state = {"epoch": epoch + 1, "best_val_loss": self.best_val, "best_epoch": self.best_epoch,
+                     "elapsed_s": elapsed, "partial_epoch": out_of_time}
+            checkpoints.write_checkpoint(self.model_dir, self.net, self.opt, self.history, state,
+                                         improved=improved, title=self.title, loss=self.config.loss)
+        elif improved:
+            self.best_weights = [w.numpy().copy() for w in self.net.weights]
+        log.debug("epoch %d: loss %.4f val_psnr %.3f (input %.3f)", epoch + 1, row["loss"], val_psnr,
+                  self.val_psnr_input)
+
+    def load_best_weights(self) -> str:
+        """Put the best weights into the network; which weights it holds (for the IsoNetModel)."""
+        weights = "last"
+        if self.model_dir is not None and (self.model_dir / WEIGHTS_BEST).is_file():
+            self.net.load_weights(self.model_dir / WEIGHTS_BEST)
+            weights = "best"
+        elif self.best_weights is not None:
+            for w, v in zip(self.net.weights, self.best_weights):
+                w.assign(v)
+            weights = "best"
+        return weights if self.model_dir else "memory"
 
 
 def _psnr_np(y, x) -> np.ndarray:

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -407,16 +406,6 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     return str(obj)
-
-
-def warn_if_not_anisotropic(voxel_size, *, stacklevel: int = 3) -> None:
-    """Warn when dz/dx < 1.5: there is little axial resolution to restore."""
-    dz, _, dx = normalize_voxel_size(voxel_size)
-    if dz / dx < 1.5:
-        warnings.warn(
-            f"z spacing / xy spacing = {dz / dx:.2f} < 1.5: the volume is nearly isotropic",
-            stacklevel=stacklevel,
-        )
 
 
 # --------------------------------------------------------------------------- lazy reading

@@ -129,7 +129,7 @@ def test_package_of_another_spec_version_is_refused(tmp_path):
 
 
 def test_keras_files_are_loaded_in_safe_mode(tmp_path):
-    keras = nets._keras()
+    keras = nets.keras_module()
     inp = keras.Input((4,))
     out = keras.layers.Lambda(lambda t: t * 2)(inp)
     path = tmp_path / "lambda.keras"

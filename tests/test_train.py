@@ -74,7 +74,7 @@ def test_time_budget_stops_training_and_keeps_the_best_weights(tmp_path):
 
 
 def test_checkpoint_write_failure_leaves_the_previous_file_intact(tmp_path):
-    from isonet_ij.train import _save_weights_atomic
+    from isonet_ij.checkpoints import save_weights_atomic
 
     class Boom:
         def save_weights(self, path):
@@ -85,7 +85,7 @@ def test_checkpoint_write_failure_leaves_the_previous_file_intact(tmp_path):
     target = tmp_path / "weights_last.weights.h5"
     target.write_bytes(b"good")
     with pytest.raises(RuntimeError):
-        _save_weights_atomic(Boom(), target)
+        save_weights_atomic(Boom(), target)
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["weights_last.weights.h5"]
 

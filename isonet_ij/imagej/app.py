@@ -93,7 +93,7 @@ def run_gui(*, fiji=None, display: str = "display", max_heap: str | None = None,
         the ``ij.ImageJ`` frame at once.
     """
     from . import bridge
-    from .jvm import _start_fiji, find_fiji, gateway, jvm_headless, jvm_started, start_imagej
+    from .jvm import find_fiji, gateway, jvm_headless, jvm_started, start_fiji, start_imagej
 
     fiji_dir = find_fiji(fiji)
     if sys.platform == "darwin" and fiji_dir is not None and not jvm_started():
@@ -102,7 +102,7 @@ def run_gui(*, fiji=None, display: str = "display", max_heap: str | None = None,
         import imagej
 
         imagej.when_imagej_starts(lambda ij: bridge.install_commands(menus=True))
-        _start_fiji(fiji_dir, headless=False, max_heap=max_heap, mode="gui")
+        start_fiji(fiji_dir, headless=False, max_heap=max_heap, mode="gui")
         return 0
     start_imagej(fiji=fiji, display=display, max_heap=max_heap)
     if jvm_headless():

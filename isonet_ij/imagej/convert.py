@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..volume_io import Volume, VolumeError
+from ..volume_io import Volume, VolumeError, normalize_voxel_size
 
 __all__ = [
     "ImageError",
     "imageplus_to_volume",
-    "volume_to_imageplus",
     "array_to_imageplus",
     "calibration_of",
     "label_lut",
@@ -183,8 +182,28 @@ def array_to_imageplus(
     ij.ImagePlus
         A hyperstack when it has several channels or frames.
     """
-    import jpype
+    data, depth = _as_tzcyx(data, axes)
+    nt, nz, nc, _, _ = data.shape
+    imp = _cls("ij.ImagePlus")(str(title), _image_stack(data, depth))
+    imp.setDimensions(int(nc), int(nz), int(nt))
+    if nc > 1 or nt > 1:
+        imp.setOpenAsHyperStack(True)
+    cal = calibration.copy() if calibration is not None else _cls("ij.measure.Calibration")()
+    if voxel_size is not None:
+        dz, dy, dx = normalize_voxel_size(voxel_size)
+        cal.pixelDepth, cal.pixelHeight, cal.pixelWidth = dz, dy, dx
+        cal.setUnit(java_unit(unit))
+    imp.setCalibration(cal)
+    if display_range is None:
+        display_range = _auto_range(data)
+    lo, hi = display_range
+    if hi > lo:
+        imp.setDisplayRange(float(lo), float(hi))
+    return imp
 
+
+def _as_tzcyx(data, axes: str | None) -> tuple[np.ndarray, int]:
+    """``(data as a (T, Z, C, Y, X) view, ImageJ bit depth)``; missing axes get length 1."""
     data = np.asarray(data)
     depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float32): 32}.get(data.dtype)
     if depth is None:
@@ -202,33 +221,21 @@ def array_to_imageplus(
         if a not in axes:
             data, axes = data[np.newaxis], a + axes
     order = ["TZCYX".index(a) for a in axes]
-    data = np.transpose(data, np.argsort(order))
-    nt, nz, nc, h, w = data.shape
+    return np.transpose(data, np.argsort(order)), depth
+
+
+def _image_stack(data: np.ndarray, depth: int):
+    """An ``ij.ImageStack`` of the planes of a (T, Z, C, Y, X) array, in ImageJ's order."""
+    import jpype
+
+    h, w = data.shape[-2:]
     _, jview = _DTYPES[depth]
     jtype = {8: jpype.JByte, 16: jpype.JShort, 32: jpype.JFloat}[depth]
     planes = np.ascontiguousarray(data).reshape(-1, h * w).view(jview)
-    ImageStack = _cls("ij.ImageStack")
-    stack = ImageStack(int(w), int(h))
+    stack = _cls("ij.ImageStack")(int(w), int(h))
     for plane in planes:
         stack.addSlice("", _java_plane(plane, jtype))
-    imp = _cls("ij.ImagePlus")(str(title), stack)
-    imp.setDimensions(int(nc), int(nz), int(nt))
-    if nc > 1 or nt > 1:
-        imp.setOpenAsHyperStack(True)
-    cal = calibration.copy() if calibration is not None else _cls("ij.measure.Calibration")()
-    if voxel_size is not None:
-        from ..volume_io import normalize_voxel_size
-
-        dz, dy, dx = normalize_voxel_size(voxel_size)
-        cal.pixelDepth, cal.pixelHeight, cal.pixelWidth = dz, dy, dx
-        cal.setUnit(java_unit(unit))
-    imp.setCalibration(cal)
-    if display_range is None:
-        display_range = _auto_range(data)
-    lo, hi = display_range
-    if hi > lo:
-        imp.setDisplayRange(float(lo), float(hi))
-    return imp
+    return stack
 
 
 def _auto_range(data: np.ndarray) -> tuple[float, float]:
@@ -242,15 +249,6 @@ def _auto_range(data: np.ndarray) -> tuple[float, float]:
         lo, hi = np.percentile(finite, (0.1, 99.9))
         return float(lo), float(hi)
     return float(sample.min()), float(sample.max())
-
-
-def volume_to_imageplus(volume: Volume, *, title: str | None = None, **kwargs):
-    """:func:`array_to_imageplus` of a :class:`isonet_ij.volume_io.Volume` (keeps its calibration)."""
-    kwargs.setdefault("voxel_size", volume.voxel_size)
-    kwargs.setdefault("unit", volume.unit)
-    if title is None:
-        title = volume.metadata.get("title", "volume")
-    return array_to_imageplus(volume.data, axes=volume.axes, title=title, **kwargs)
 
 
 def label_lut():

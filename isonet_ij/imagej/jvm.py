@@ -25,6 +25,7 @@ __all__ = [
     "find_fiji",
     "start_jvm",
     "start_imagej",
+    "start_fiji",
     "jvm_started",
     "jvm_headless",
     "DEBIAN_IJ_JARS",
@@ -159,20 +160,7 @@ def start_jvm(*, headless: bool = True, max_heap: str | None = None, jar=None) -
     global _started_with
     wanted = {"headless": bool(headless), "max_heap": max_heap}
     if jvm_started():
-        version = _ij_version()
-        if version is None:
-            msg = (
-                "a JVM is already running in this process without ImageJ (ij.jar) on its "
-                "class path, and a JVM cannot be restarted: call "
-                "isonet_ij.imagej.start_jvm() before anything else starts Java"
-            )
-            raise JVMError(msg)
-        if _started_with is not None and _started_with != wanted:
-            _log.warning(
-                "JVM already running with %s; ignoring the new options %s", _started_with, wanted
-            )
-        return version
-
+        return _attach_to_running_jvm(wanted)
     if max_heap is not None and not _valid_heap(max_heap):
         msg = f"`max_heap` must look like '512m' or '4g', got {max_heap!r}"
         raise ValueError(msg)
@@ -187,6 +175,35 @@ def start_jvm(*, headless: bool = True, max_heap: str | None = None, jar=None) -
             "`xvfb-run -a ...` or use headless=True"
         )
         raise JVMError(msg)
+    _start_scyjava(java, jar, headless=headless, max_heap=max_heap)
+    _started_with = wanted
+    version = _ij_version()
+    if version is None:  # pragma: no cover - the jar was on the class path
+        msg = f"the JVM started but ImageJ classes are missing from {str(jar)!r}"
+        raise JVMError(msg)
+    _log.debug("JVM started with ImageJ %s (%s)", version, jar)
+    return version
+
+
+def _attach_to_running_jvm(wanted: dict) -> str:
+    """ImageJ's version in the JVM already running; ``wanted`` options cannot apply any more."""
+    version = _ij_version()
+    if version is None:
+        msg = (
+            "a JVM is already running in this process without ImageJ (ij.jar) on its "
+            "class path, and a JVM cannot be restarted: call "
+            "isonet_ij.imagej.start_jvm() before anything else starts Java"
+        )
+        raise JVMError(msg)
+    if _started_with is not None and _started_with != wanted:
+        _log.warning(
+            "JVM already running with %s; ignoring the new options %s", _started_with, wanted
+        )
+    return version
+
+
+def _start_scyjava(java: Path, jar: Path, *, headless: bool, max_heap: str | None) -> None:
+    """Start the JVM of ``java`` through scyjava with ``jar`` on the class path (no fetching)."""
     try:
         import scyjava
         import scyjava.config as sjconfig
@@ -211,13 +228,6 @@ def start_jvm(*, headless: bool = True, max_heap: str | None = None, jar=None) -
     except Exception as exc:  # JPype raises a variety of types here
         msg = f"could not start the JVM from {str(java)!r} with {str(jar)!r}: {exc}"
         raise JVMError(msg) from exc
-    _started_with = wanted
-    version = _ij_version()
-    if version is None:  # pragma: no cover - the jar was on the class path
-        msg = f"the JVM started but ImageJ classes are missing from {str(jar)!r}"
-        raise JVMError(msg)
-    _log.debug("JVM started with ImageJ %s (%s)", version, jar)
-    return version
 
 
 def _valid_heap(value: str) -> bool:
@@ -319,13 +329,17 @@ def start_imagej(*, fiji=None, display: str = "auto", max_heap: str | None = Non
     headless = ensure_display(display)
     if fiji_dir is None:
         return start_jvm(headless=headless, max_heap=max_heap)
-    return _start_fiji(fiji_dir, headless=headless, max_heap=max_heap)
+    return start_fiji(fiji_dir, headless=headless, max_heap=max_heap)
 
 
-def _start_fiji(fiji_dir: Path, *, headless: bool, max_heap: str | None, mode: str | None = None) -> str:
+def start_fiji(fiji_dir: Path, *, headless: bool, max_heap: str | None, mode: str | None = None) -> str:
     """Start a local Fiji through pyimagej (no downloads: local jars only).
 
-    ``mode`` overrides pyimagej's mode (``"gui"`` blocks until Fiji quits: macOS).
+    ``fiji_dir`` is the ``Fiji.app`` folder (:func:`find_fiji`); its bundled Java serves
+    when no system Java is found. ``headless`` picks pyimagej's ``"headless"`` mode, else
+    ``"interactive"``; ``mode`` overrides it (``"gui"`` blocks until Fiji quits: macOS).
+    ``max_heap`` as in :func:`start_imagej`. Returns ImageJ's version; raises
+    :class:`JVMError` when Java or pyimagej is missing or Fiji fails to start.
     """
     global _gateway, _started_with
     try:
