@@ -407,30 +407,12 @@ def _columns(shape, cy, cx, halo, done) -> list:
 # --------------------------------------------------------------------------- main
 
 
-def restore_chunked(
-    source,
-    model,
-    *,
-    factor=None,
-    out,
-    chunks=None,
-    scheduler="threads",
-    workers: int | None = None,
-    resume: bool = False,
-    force: bool = False,
-    max_memory=None,
-    progress: bool = False,
-    normalization="volume",
-    fusion: str | None = None,
-    passes=("xz", "yz"),
-    batch_size: int = 8,
-    backend: str | None = None,
-    weights: str = "best",
-    ngff: str = "0.4",
-    timeout: float = 5.0,
-    on_chunk=None,
-    voxel_size=None,
-) -> dict:
+def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="threads",
+                    workers: int | None = None, resume: bool = False, force: bool = False, max_memory=None,
+                    progress: bool = False, normalization="volume", fusion: str | None = None,
+                    passes=("xz", "yz"), batch_size: int = 8, backend: str | None = None,
+                    weights: str = "best", ngff: str = "0.4", timeout: float = 5.0, on_chunk=None,
+                    voxel_size=None) -> dict:
     """Restore a (Z, Y, X) volume chunk by chunk into an OME-Zarr store.
 
     Parameters
@@ -486,36 +468,66 @@ def restore_chunked(
     ex = make_executor(scheduler, workers, timeout)  # first: fail fast on a bad address
     try:
         model_spec, model = _model_spec(model, backend, weights, local)
-        f, fusion, passes = check_options(model, src.factor, fusion, passes)
-        Z, Y, X = src.shape
-        n_out = grid.n_output_slices(Z, f)
-        halo = halo_of(model.config.arch)
-        border = default_border(f)  # the in-memory restoration's, so both give the same result
-        (lo, hi), constant = _normalization_of(src, ex, model.config, normalization)
-        mem = _memory_plan(ex, model_spec, src, budget, local)
-        cy, cx = _column_size(chunks, out, resume, n_out, src.shape, halo, int(mem.share * BLOCK_SHARE))
-        mem.need, mem.inference = block_bytes(n_out, Z, cy, cx, halo), int(mem.share * INFERENCE_SHARE)
-        _check_memory(mem, model, n_out, cy, cx, halo, border, batch_size, ex.workers)
-        meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
-                "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": model.config.arch,
-                "border": list(border), "model": str(model.path) if model.path else None}
-        voxel = None if src.voxel_size is None else (src.voxel_size[0] / f, *src.voxel_size[1:])
-        done = _open_output(out, resume, meta, (math.ceil(Y / cy), math.ceil(X / cx)), voxel, ngff)
-        params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
-                  "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
-        todo = _columns(src.shape, cy, cx, halo, done)
+        run = _plan_run(src, model, model_spec, ex, budget, local=local, out=out, chunks=chunks, resume=resume,
+                        normalization=normalization, fusion=fusion, passes=passes, batch_size=batch_size)
+        done = _open_output(out, resume, run.meta, run.n_blocks, run.voxel_size, ngff)
+        todo = _columns(src.shape, *run.meta["chunks"], run.halo, done)
         skipped = done.size - len(todo)
-        computed = _run_columns(ex, todo, src, model_spec, out, params, progress=progress, on_chunk=on_chunk,
+        computed = _run_columns(ex, todo, src, model_spec, out, run.params, progress=progress, on_chunk=on_chunk,
                                 skipped=skipped, n_total=done.size)
     finally:
         ex.close()
     seconds = time.perf_counter() - t0
-    return {"out": str(out), "shape_out": [n_out, Y, X], "factor": f, "normalization": {"low": lo, "high": hi},
-            "chunks": [cy, cx], "n_chunks": done.size, "computed": computed, "skipped": skipped,
-            "voxel_size": voxel, "seconds": seconds,
-            "memory": {"max_memory": budget, "resident_at_start": mem.resident, "per_worker": mem.share,
-                       "block_bytes": mem.need, "inference_bytes": mem.inference, "workers": ex.workers},
+    n_out, Y, X = run.meta["shape_out"]
+    return {"out": str(out), "shape_out": [n_out, Y, X], "factor": run.meta["factor"],
+            "normalization": {"low": run.meta["low"], "high": run.meta["high"]}, "chunks": run.meta["chunks"],
+            "n_chunks": done.size, "computed": computed, "skipped": skipped, "voxel_size": run.voxel_size,
+            "seconds": seconds, "memory": run.memory_report(ex.workers),
             "voxels_per_second": n_out * Y * X / max(seconds, 1e-9)}
+
+
+@dataclass
+class _RunPlan:
+    """Everything a run decided before its first column: store metadata, task parameters, memory."""
+
+    meta: dict
+    params: dict
+    mem: _MemoryPlan
+    halo: int
+    voxel_size: tuple | None
+
+    @property
+    def n_blocks(self) -> tuple[int, int]:
+        _, Y, X = self.meta["shape_out"]
+        cy, cx = self.meta["chunks"]
+        return math.ceil(Y / cy), math.ceil(X / cx)
+
+    def memory_report(self, workers: int) -> dict:
+        m = self.mem
+        return {"max_memory": m.budget, "resident_at_start": m.resident, "per_worker": m.share,
+                "block_bytes": m.need, "inference_bytes": m.inference, "workers": workers}
+
+
+def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks, resume, normalization, fusion,
+              passes, batch_size) -> _RunPlan:
+    """Options, normalization, memory plan and column size of a run (nothing written yet)."""
+    f, fusion, passes = check_options(model, src.factor, fusion, passes)
+    Z, Y, X = src.shape
+    n_out = grid.n_output_slices(Z, f)
+    halo = halo_of(model.config.arch)
+    border = default_border(f)  # the in-memory restoration's, so both give the same result
+    (lo, hi), constant = _normalization_of(src, ex, model.config, normalization)
+    mem = _memory_plan(ex, model_spec, src, budget, local)
+    cy, cx = _column_size(chunks, out, resume, n_out, src.shape, halo, int(mem.share * BLOCK_SHARE))
+    mem.need, mem.inference = block_bytes(n_out, Z, cy, cx, halo), int(mem.share * INFERENCE_SHARE)
+    _check_memory(mem, model, n_out, cy, cx, halo, border, batch_size, ex.workers)
+    meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
+            "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": model.config.arch,
+            "border": list(border), "model": str(model.path) if model.path else None}
+    params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
+              "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
+    voxel = None if src.voxel_size is None else (src.voxel_size[0] / f, *src.voxel_size[1:])
+    return _RunPlan(meta, params, mem, halo, voxel)
 
 
 def _memory_plan(ex, model_spec, src: _Source, budget: int, local: bool) -> _MemoryPlan:

@@ -332,21 +332,9 @@ def restore(volume, model, **options) -> np.ndarray:
     return restore_with_info(volume, model, **options).volume
 
 
-def restore_with_info(
-    volume,
-    model,
-    *,
-    factor=None,
-    fusion: str | None = None,
-    normalization="volume",
-    batch_size: int = DEFAULT_BATCH,
-    max_memory=DEFAULT_MAX_MEMORY,
-    passes=PASSES,
-    consistency: bool = False,
-    progress: bool = False,
-    weights: str = "best",
-    border=None,
-) -> Restoration:
+def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, normalization="volume",
+                      batch_size: int = DEFAULT_BATCH, max_memory=DEFAULT_MAX_MEMORY, passes=PASSES,
+                      consistency: bool = False, progress: bool = False, weights: str = "best", border=None) -> Restoration:
     """Restore isotropic resolution of a (Z, Y, X) volume; the volume and what was done.
 
     Parameters
