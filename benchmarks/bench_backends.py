@@ -19,12 +19,10 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import RESULTS
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -36,7 +34,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=8, help="tiles per network call (default 8)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per backend (default 3)")
     p.add_argument("--archs", default="isonet1,isonet2")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "backends"))
+    p.add_argument("--out", default=str(RESULTS / "backends"))
     return p.parse_args(argv)
 
 

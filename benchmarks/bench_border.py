@@ -31,16 +31,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from bench_psf_auto import REAL, THINNED_PSF, gaussian, train_isonet2  # noqa: E402
-from common import load_cell, save_cell, synth_case, trained_key, write_report  # noqa: E402
+from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, case_psf_spec, gaussian, load_cell, save_cell,
+                    synth_case, train_isonet2, trained_key, write_report)
 
 PAIRINGS = ("nuclei", "membranes", "nuclei-membranes")
 
@@ -49,8 +44,7 @@ def synthetic(kind, size, seed):
     """(input, factor, psf, psf spec, psf info, reference) of a phantom pairing."""
     case, refs = synth_case(kind, size, seed)
     meta = case["meta"]
-    spec = meta["psf"].get("spec", str(meta["psf"].get("kind")))
-    return case["input"], float(meta["factor"]), case["psf"], spec, meta["psf"], refs["gt_iso"]
+    return case["input"], float(meta["factor"]), case["psf"], case_psf_spec(case), meta["psf"], refs["gt_iso"]
 
 
 def real(name, step, data):
@@ -107,9 +101,9 @@ def main(argv=None):
     p.add_argument("--real", default="A1,A3", help="comma list of real volumes (A1, A3; empty for none)")
     p.add_argument("--real-step", type=int, default=4, help="z slice step of the thinned real volumes (the factor)")
     p.add_argument("--z-end", type=int, default=16, help="output slices at each z end for the z-ends PSNR")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "real"))
-    p.add_argument("--cache", default=str(REPO / "benchmarks/results/cache/border"))
-    p.add_argument("--out", default=str(REPO / "benchmarks/results/border.md"))
+    p.add_argument("--data", default=str(REAL_DATA))
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "border"))
+    p.add_argument("--out", default=str(RESULTS / "border.md"))
     p.add_argument("--note", default="", help="free text for the report (e.g. the machine's load)")
     args = p.parse_args(argv)
     # "8" (rows and cols) or "8x0" (rows x cols); the last one is the reference

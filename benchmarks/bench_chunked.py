@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from common import RESULTS
 from isonet_ij import grid, io_zarr
 from isonet_ij.tiling import parse_memory
 
-ROOT = Path(__file__).resolve().parents[1]
 ISONET = [sys.executable, "-m", "isonet_ij"]
 
 
@@ -163,7 +163,7 @@ def main(argv=None):
     ap.add_argument("--no-check-ratio", action="store_true", help="allow an output < 4x the limit")
     ap.add_argument("--append", action="store_true",
                     help="keep the rows of other schedulers from an earlier run with the same --shape/--max-memory")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/chunked.md"))
+    ap.add_argument("--out", default=str(RESULTS / "chunked.md"))
     ap.add_argument("--render", nargs="+", metavar="JSON", default=None,
                     help="run nothing: write --out from the rows of these results files (a later file's "
                          "row replaces an earlier one of the same scheduler)")

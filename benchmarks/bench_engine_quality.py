@@ -47,12 +47,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common import command_line, load_cell, save_cell, synth_case, trained_key  # noqa: E402
-from common import write_report as save_report  # noqa: E402
+from common import (RESULTS, case_psf_spec, central_xz, command_line, load_cell, save_cell, score, synth_case,
+                    trained_key)
+from common import write_report as save_report
 
 PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's paper defaults)
     "nuclei": "nuclei",
@@ -107,8 +104,8 @@ def parse_args(argv=None):
                    "(" + ", ".join(PAPER_RECIPE) + "): the report compares full and split both ways")
     p.add_argument("--rl-iterations", default="10,30", help="RL iteration counts; the first is the table's RL column")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default all cores)")
-    p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "engine_quality"))
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "engine_quality.md"),
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "engine_quality"))
+    p.add_argument("--out", default=str(RESULTS / "engine_quality.md"),
                    help="Markdown report; the .json and the <stem>_montage_<pairing>.png go beside it")
     p.add_argument("--keep-models", default=None, metavar="DIR", help="keep the trained model dirs here")
     p.add_argument("--cached-only", action="store_true",
@@ -151,17 +148,6 @@ def decode_slice(s: str):
     return np.load(io.BytesIO(base64.b64decode(s)), allow_pickle=False)
 
 
-def central_xz(vol):
-    """The central xz slice (rows z, columns x) of a (z, y, x) volume."""
-    return vol[:, vol.shape[1] // 2, :]
-
-
-def score(vol, refs):
-    from isonet_ij import metrics
-
-    return {name: float(metrics.psnr_affine(vol, ref)) for name, ref in refs.items()}
-
-
 def run_method(method, case, args, rl_iters, refs, seed=0):
     """Return (restored volume, info dict) for one method on one synthetic case."""
     from isonet_ij import baselines
@@ -170,7 +156,7 @@ def run_method(method, case, args, rl_iters, refs, seed=0):
     from isonet_ij.train import train
 
     g, f, h = case["input"], float(case["meta"]["factor"]), case["psf"]
-    psf_spec = case["meta"]["psf"].get("spec", str(case["meta"]["psf"].get("kind")))
+    psf_spec = case_psf_spec(case)
     if method == "bicubic":
         return baselines.bicubic(g, f), {}
     if method.startswith("rl"):

@@ -22,14 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import RESULTS, cpu_name
 
 
 def parse_args(argv=None):
@@ -41,18 +39,8 @@ def parse_args(argv=None):
     p.add_argument("--train-steps", type=int, default=20, help="timed training steps per setting")
     p.add_argument("--repeat", type=int, default=3, help="repetitions (median)")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default all cores)")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "engine_speed.md"))
+    p.add_argument("--out", default=str(RESULTS / "engine_speed.md"))
     return p.parse_args(argv)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def matmul_flops(repeat: int) -> float:

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import RESULTS
 
-from isonet_ij.imagej import start_jvm  # noqa: E402
-from isonet_ij.imagej.convert import array_to_imageplus, imageplus_to_volume  # noqa: E402
-from isonet_ij.volume_io import write_json  # noqa: E402
+from isonet_ij.imagej import start_jvm
+from isonet_ij.imagej.convert import array_to_imageplus, imageplus_to_volume
+from isonet_ij.volume_io import write_json
 
 
 def _data(dtype, shape, seed=0):
@@ -54,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--slices", type=int, default=100, help="z slices of 512x512 (default 100)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--heap", default="4g", help="JVM -Xmx (default 4g)")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "imagej_transfer"),
+    p.add_argument("--out", default=str(RESULTS / "imagej_transfer"),
                    help="output stem (.md and .json)")
     args = p.parse_args(argv)
 

@@ -38,11 +38,9 @@ step, which the psf_auto benchmark found best for A1 and within 0.1 dB of the ot
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -52,16 +50,13 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common import command_line, load_cell, save_cell, synth_case, trained_key  # noqa: E402
-from common import write_report as save_report  # noqa: E402
+import common
+from common import (REAL_DATA, RESULTS, case_psf_spec, command_line, load_cell, machine_line, save_cell, score,
+                    synth_case, trained_key)
+from common import write_report as save_report
 
 PAIRINGS = {"nuclei": "nuclei", "membranes": "membranes", "nuclei-membranes": "nuclei-membranes"}
-REAL = {"A1": "A1_arabidopsis_embryo_membrane_confocal_iso.tif",
-        "A3": "A3_cells3d_nuclei_confocal_0.29z_0.26xy_crop208.tif"}
+REAL = {name: common.REAL[name][0] for name in ("A1", "A3")}  # name -> file in --data
 METHODS = ["bicubic", "isonet2-split", "care-full", "care-split"]
 LABELS = {
     "bicubic": "Bicubic (input)",
@@ -86,7 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--real", default="", help="comma list of real volumes (" + ", ".join(REAL) + "); default none")
     p.add_argument("--real-step", type=int, default=4, help="keep every N-th z slice of a real volume (default 4)")
     p.add_argument("--real-psf", default="gaussian:1,1", help="PSF given to both methods on real volumes")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "real"))
+    p.add_argument("--data", default=str(REAL_DATA))
     p.add_argument("--methods", default=",".join(METHODS), help="comma list of " + ", ".join(METHODS))
     p.add_argument("--care-steps-per-epoch", type=int, default=None,
                    help="CSBDeep train_steps_per_epoch (default: its Config default, 400)")
@@ -96,7 +91,7 @@ def parse_args(argv=None):
     p.add_argument("--speed-only", action="store_true",
                    help="time only the restore call of both methods with untrained networks (speed does not "
                         "depend on the weights) on each pairing's input; writes --out (default peer_speed.md)")
-    p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "peer"))
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "peer"))
     p.add_argument("--cached-only", action="store_true",
                    help="render the report from the cached cells only (train nothing); cells not yet run "
                         "are listed as left out")
@@ -106,7 +101,7 @@ def parse_args(argv=None):
                    "peer_speed.md with --speed-only)")
     args = p.parse_args(argv)
     if args.out is None:
-        args.out = str(REPO / "benchmarks" / "results" / ("peer_speed.md" if args.speed_only else "peer.md"))
+        args.out = str(RESULTS / ("peer_speed.md" if args.speed_only else "peer.md"))
     return args
 
 
@@ -191,12 +186,6 @@ def timed_restore(fn, repeats: int):
         peak = max(peak, mem.peak)
         base = mem.base if base is None else min(base, mem.base)
     return out, min(times), times, peak, base
-
-
-def score(vol, refs):
-    from isonet_ij import metrics
-
-    return {name: float(metrics.psnr_affine(vol, ref)) for name, ref in refs.items()}
 
 
 def z_shift_check(out, ref, shifts=(-2, -1, 0, 1, 2)):
@@ -381,7 +370,7 @@ def run_isonet(case, args, workdir: Path):
     from isonet_ij.train import train
 
     g, f, h = case["input"], float(case["meta"]["factor"]), case["psf"]
-    psf_spec = case["meta"]["psf"].get("spec", str(case["meta"]["psf"].get("kind")))
+    psf_spec = case_psf_spec(case)
     patch = min(64, max_patch_size(g.shape, f))
     cfg = Config(factor=f, arch="isonet2", mode="split", psf=psf_spec, psf_info=case["meta"]["psf"],
                  epochs=100_000, seed=args.seed, patch_size=patch)
@@ -483,7 +472,7 @@ def speed_only(args, pairings):
         log.info("%s: isonet-ij %.2f s, CSBDeep %.2f s (%.2fx)", pairing, r["isonet2-split"], r["care"],
                  r["care"] / r["isonet2-split"])
     lines = ["# Restore speed: isonet-ij vs CSBDeep IsotropicCARE (untrained networks)", "",
-             f"Machine / date: {_machine_line()}.", "",
+             f"Machine / date: {machine_line()}.", "",
              "Both restore the same input with freshly initialised networks (speed does not depend on the "
              "weights): isonet-ij `restore` (IsoNet-2, xz + yz passes, mean fusion, TensorFlow, default "
              "tiling) and CSBDeep `IsotropicCARE.predict` (its default U-Net, two rotated passes, geometric "
@@ -553,22 +542,6 @@ def main(argv=None):
     return 0
 
 
-def _machine_line():
-    import psutil
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.node()}; {cpu}; "
-            f"{os.cpu_count()} logical CPUs; {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
-            f"Python {platform.python_version()}")
-
-
 def _fmt(v):
     return "" if v is None else f"{v:.2f}"
 
@@ -586,7 +559,7 @@ def write_report(args, results, methods, missing=()):
         "# Peer benchmark: isonet-ij vs CSBDeep IsotropicCARE",
         "",
         *([f"> {args.note}", ""] if args.note else []),
-        f"Machine / date: {_machine_line()}" + (" (rendered from cached cells)" if args.cached_only else "") + ".",
+        f"Machine / date: {machine_line()}" + (" (rendered from cached cells)" if args.cached_only else "") + ".",
         "",
         f"Phantoms {args.size}^3, seed {args.seed}; every network trained for at most {args.minutes:g} min "
         "wall clock (data preparation included) on the anisotropic input only. PSNR in dB after the "

@@ -27,28 +27,18 @@ import argparse
 import logging
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common import load_cell, save_cell, synth_case, trained_key  # noqa: E402
-from common import write_report as save_report  # noqa: E402
+from common import REAL, REAL_DATA, RESULTS, cached, estimate, gaussian, synth_case, train_restore, trained_key
+from common import write_report as save_report
 
 SYNTH = {"membranes": "confocal", "nuclei-membranes": "light-sheet"}
 #: ``--psf auto:MODEL`` per pairing: the modality and what a user knows (immersion, dyes), not the NA
 AUTO_MODEL = {"membranes": "confocal:n=1.33,ex=488,em=520",
               "nuclei-membranes": "lightsheet:na_detect=0.8,n=1.33,ex=488,em=520"}
-REAL = {
-    "A1": ("A1_arabidopsis_embryo_membrane_confocal_iso.tif", 4),
-    "A3": ("A3_cells3d_nuclei_confocal_0.29z_0.26xy_crop208.tif", 4),
-    "B1": ("B1_cellseg3d_mesospim_brain_nuclei_c5image.tif", 1),
-}
 GUESSES = ["gaussian:1,1", "gaussian:1,2", "gaussian:1,4"]
 #: real volumes with a calibration also get ``--psf auto:MODEL`` (A3: spinning-disk confocal, hiPSC nuclei)
 REAL_MODEL = {"A3": "confocal"}
@@ -64,63 +54,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--synth", default=",".join(SYNTH), help="comma list of " + ", ".join(SYNTH) + " (or empty)")
     p.add_argument("--real", default=",".join(REAL), help="comma list of " + ", ".join(REAL) + " (or empty)")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "real"))
-    p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "psf_auto"))
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "psf_auto.md"))
+    p.add_argument("--data", default=str(REAL_DATA))
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "psf_auto"))
+    p.add_argument("--out", default=str(RESULTS / "psf_auto.md"))
     return p.parse_args(argv)
-
-
-def cached(cache: Path, key: str, compute):
-    """The cached cell ``key``, or ``compute()`` timed and cached."""
-    cell = load_cell(cache, key)
-    if cell is None:
-        t = time.monotonic()
-        cell = compute()
-        cell["seconds"] = round(time.monotonic() - t, 1)
-        save_cell(cache, key, cell)
-    return cell
-
-
-def estimate(vol, factor):
-    from isonet_ij.psf_estimate import estimate_axial_blur, estimate_summary
-
-    return estimate_summary(estimate_axial_blur(vol, factor=factor))
-
-
-#: PSF (voxels) of IsoNet-2 and RL on the thinned real volumes A1 / A3 (bench_real, bench_border)
-THINNED_PSF = "gaussian:1,1"
-
-
-def train_isonet2(vol, factor, psf, psf_spec, steps, seed, *, psf_info=None, progress=False):
-    """IsoNet-2 split trained ``steps`` steps (batches of 16, epochs of 50) on ``vol`` itself."""
-    from isonet_ij.config import Config
-    from isonet_ij.pairs import max_patch_size
-    from isonet_ij.train import train
-
-    steps_per_epoch = 50
-    epochs = max(1, round(steps / steps_per_epoch))
-    patch = min(64, max_patch_size(vol.shape, factor))
-    cfg = Config(factor=factor, arch="isonet2", mode="split", psf=psf_spec, psf_info=psf_info or {}, epochs=epochs,
-                 steps_per_epoch=min(steps_per_epoch, steps), seed=seed, patch_size=patch)
-    return train(vol, cfg, psf=psf, force=True, progress=progress)
-
-
-def train_restore(vol, factor, psf, psf_spec, args, steps):
-    """IsoNet-2 split, ``steps`` training steps; returns (restored, info)."""
-    from isonet_ij.restore import restore
-
-    t = time.monotonic()
-    res = train_isonet2(vol, factor, psf, psf_spec, steps, args.seed, progress=sys.stderr.isatty())
-    t_train = time.monotonic() - t
-    out = restore(vol, res.model)
-    return out, {"train_s": round(t_train, 1), "steps": int(sum(r["steps"] for r in res.history)),
-                 "best_val_psnr": max(r["val_psnr"] for r in res.history)}
-
-
-def gaussian(spec):
-    from isonet_ij.psf import parse_psf_spec
-
-    return parse_psf_spec(spec, voxel_size=(1.0, 1.0, 1.0))[0]
 
 
 def synth_part(args, cache):

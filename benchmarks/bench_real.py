@@ -33,19 +33,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from bench_peer import _machine_line
-from bench_psf_auto import REAL, THINNED_PSF, cached, estimate, gaussian, train_restore
-from common import trained_key, write_report
+from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, cached, central_xz, estimate, gaussian, machine_line,
+                    train_restore, trained_key, write_report)
 
 #: volumes with a ground truth (thinned in z) and the one without (restored at factor 1)
 THINNED = ("A1", "A3")
@@ -62,9 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--rl-iterations", type=int, default=10)
     p.add_argument("--volumes", default="A1,A3,B1", help="comma list of A1, A3, B1")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "real"))
-    p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "real"))
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "real.md"))
+    p.add_argument("--data", default=str(REAL_DATA))
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "real"))
+    p.add_argument("--out", default=str(RESULTS / "real.md"))
     return p.parse_args(argv)
 
 
@@ -198,11 +192,6 @@ def objects_psf_spec(acf_widths, sigma_xy: float):
 
 
 # ---------------------------------------------------------------- montages
-
-
-def central_xz(vol) -> np.ndarray:
-    """(Z, X) slice at the central y of a (Z, Y, X) volume."""
-    return np.asarray(vol)[:, vol.shape[1] // 2, :]
 
 
 def central_xy(vol) -> np.ndarray:
@@ -358,7 +347,7 @@ def report(args, thinned: dict, no_gt) -> None:
     out = Path(args.out)
     v = versions()
     lines = ["# Real volumes: thinned-stack restoration (paper Fig. 3) and light-sheet B1 (`benchmarks/bench_real.py`)",
-             "", (f"Machine / date: {_machine_line()}; isonet-ij {v.get('isonet_ij')}, tensorflow "
+             "", (f"Machine / date: {machine_line()}; isonet-ij {v.get('isonet_ij')}, tensorflow "
              f"{v.get('tensorflow')}, numpy {v.get('numpy')}."), "",
              (f"IsoNet-2 split, {args.train_steps} training steps per model (batch 16, patch <= 64; a step "
              f"budget), seed {args.seed}. Data: `{args.data}`."), ""]

@@ -56,16 +56,12 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from common import RESULTS, load_cell, save_cell, trained_key
 
-from common import load_cell, save_cell, trained_key  # noqa: E402
-
-from isonet_ij import phantoms  # noqa: E402
-from isonet_ij.volume_io import write_json  # noqa: E402
-from isonet_ij.metrics import seg_score  # noqa: E402
-from isonet_ij.segment import segment_nuclei  # noqa: E402
+from isonet_ij import phantoms
+from isonet_ij.volume_io import write_json
+from isonet_ij.metrics import seg_score
+from isonet_ij.segment import segment_nuclei
 
 
 def _rss_kib(field: str) -> int | None:
@@ -421,7 +417,7 @@ def main(argv=None) -> int:
                    help="IsoNet-2 training budget per seed, wall-clock minutes (default 5)")
     p.add_argument("--no-isonet", action="store_true", help="skip the IsoNet-2 condition")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default all cores)")
-    p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "segmentation"),
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "segmentation"),
                    help="per-seed IsoNet-2 results (default benchmarks/results/cache/segmentation)")
     p.add_argument("--out", default=None, help="markdown file (default benchmarks/results/segmentation_nuclei<N>.md)")
     p.add_argument("--render", default=None, metavar="RESULTS.json",
@@ -441,7 +437,7 @@ def main(argv=None) -> int:
     rows = run(args.size, args.seeds, dynamic=args.dynamic, min_size=args.min_size,
                isonet=not args.no_isonet, minutes=args.minutes, cache=Path(args.cache), threads=args.threads)
     versions = _versions()
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"segmentation_nuclei{args.size}.md"
+    out = Path(args.out) if args.out else RESULTS / f"segmentation_nuclei{args.size}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(to_markdown(rows, args, versions))
     write_json(out.with_suffix(".json"), {"args": vars(args), "versions": versions, "rows": rows})

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common import RESULTS
 from isonet_ij import phantoms
 
-RESULTS = Path(__file__).resolve().parent / "results" / "synth_speed.md"
+OUT = RESULTS / "synth_speed.md"
 GOAL_S = 30.0
 
 
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-512", action="store_true", help="do not build the 512^3 phantom")
-    ap.add_argument("--output", type=Path, default=RESULTS)
+    ap.add_argument("--output", type=Path, default=OUT)
     args = ap.parse_args(argv)
 
     lines = [

@@ -25,15 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from common import load_cell, save_cell, synth_case, trained_key, write_report  # noqa: E402
+from common import RESULTS, load_cell, save_cell, synth_case, trained_key, write_report
 
 ARMS = (
     "isonet2-split-dropout-0.2+xla-off", "isonet2-split-dropout-0.2", "isonet2-split-dropout-0.2+cosine",
@@ -86,13 +81,13 @@ def main(argv=None):
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--arms", default=",".join(ARMS))
-    p.add_argument("--cache", default=str(REPO / "benchmarks" / "results" / "cache" / "training_defaults"))
+    p.add_argument("--cache", default=str(RESULTS / "cache" / "training_defaults"))
     p.add_argument("--out", default=None, help="default benchmarks/results/quick/training_defaults_<pairing>.md (the committed table is training_defaults.md)")
     args = p.parse_args(argv)
     arms = [a for a in args.arms.split(",") if a]
     for a in arms:
         parse_arm(a)
-    out = Path(args.out or REPO / "benchmarks" / "results" / "quick" / f"training_defaults_{args.pairing}.md")
+    out = Path(args.out or RESULTS / "quick" / f"training_defaults_{args.pairing}.md")
     case = refs = None
     cells = []
     for arm in arms:

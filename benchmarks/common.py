@@ -1,16 +1,46 @@
-"""Pieces shared by the benchmark scripts: per-cell JSON cache, synthetic cases with references.
+"""The benchmark harness: what the scripts of ``benchmarks/`` share.
 
-Every benchmark caches each finished cell (one method on one volume) as a JSON file, so an
-interrupted run resumes where it stopped; synthetic cases come with their references
-(ground truth and isotropic ground truth) cropped to the restoration grid.
+Per-cell JSON cache (every benchmark caches each finished cell, one method on one volume,
+so an interrupted run resumes where it stopped), synthetic cases with their references
+(ground truth and isotropic ground truth cropped to the restoration grid), the real test
+volumes, the train-and-restore cell of IsoNet-2, scoring, the machine line and report
+writing. No benchmark script imports another: what two scripts need lives here.
+
+A script run directly (``python benchmarks/bench_x.py``) has ``benchmarks/`` first on
+``sys.path``, so its ``from common import ...`` finds this file; importing it puts this
+checkout's ``isonet_ij`` first on ``sys.path`` (:data:`REPO`), so a benchmark measures the
+code beside it, not another installed copy. Tests load the scripts with
+``tests/conftest.py: load_benchmark``, which puts ``benchmarks/`` on ``sys.path`` the same way.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import os
+import platform
 import sys
+import time
 from pathlib import Path
+
+#: the source checkout these benchmarks belong to (its ``isonet_ij`` is imported first)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+#: where the reports (Markdown + JSON) and the committed cells live
+RESULTS = REPO / "benchmarks" / "results"
+#: the real test volumes, ``../shared/data/real`` beside the checkout (``--data``)
+REAL_DATA = REPO.parent / "shared" / "data" / "real"
+#: real volumes: name -> (file in :data:`REAL_DATA`, z step kept in the thinned-stack
+#: setting; 1: ~isotropic sampling, no ground truth)
+REAL = {
+    "A1": ("A1_arabidopsis_embryo_membrane_confocal_iso.tif", 4),
+    "A3": ("A3_cells3d_nuclei_confocal_0.29z_0.26xy_crop208.tif", 4),
+    "B1": ("B1_cellseg3d_mesospim_brain_nuclei_c5image.tif", 1),
+}
+#: PSF (voxels) of IsoNet-2 and RL on the thinned real volumes A1 / A3 (bench_real, bench_border)
+THINNED_PSF = "gaussian:1,1"
 
 log = logging.getLogger("benchmarks")
 
@@ -74,3 +104,102 @@ def command_line(argv=None) -> str:
         elif a.startswith("--note="):
             argv[i] = "--note=..."
     return " ".join(argv)
+
+
+def cached(cache: Path, key: str, compute):
+    """The cached cell ``key``, or ``compute()`` timed (``"seconds"``) and cached."""
+    cell = load_cell(cache, key)
+    if cell is None:
+        t = time.monotonic()
+        cell = compute()
+        cell["seconds"] = round(time.monotonic() - t, 1)
+        save_cell(cache, key, cell)
+    return cell
+
+
+# --------------------------------------------------------------------------- cases, PSFs, scores
+
+
+def case_psf_spec(case) -> str:
+    """The PSF spec of a synthetic case (``meta.psf.spec``, else its kind)."""
+    return case["meta"]["psf"].get("spec", str(case["meta"]["psf"].get("kind")))
+
+
+def gaussian(spec):
+    """The PSF array of a ``gaussian:SXY,SZ`` spec in voxels."""
+    from isonet_ij.psf import parse_psf_spec
+
+    return parse_psf_spec(spec, voxel_size=(1.0, 1.0, 1.0))[0]
+
+
+def estimate(vol, factor):
+    """``psf_estimate``'s summary of the axial blur of ``vol`` at ``factor``."""
+    from isonet_ij.psf_estimate import estimate_axial_blur, estimate_summary
+
+    return estimate_summary(estimate_axial_blur(vol, factor=factor))
+
+
+def score(vol, refs):
+    """PSNR (affine fit) of ``vol`` against each reference: ``{name: dB}``."""
+    from isonet_ij import metrics
+
+    return {name: float(metrics.psnr_affine(vol, ref)) for name, ref in refs.items()}
+
+
+def central_xz(vol):
+    """The central xz slice (rows z, columns x) of a (z, y, x) volume."""
+    import numpy as np
+
+    return np.asarray(vol)[:, vol.shape[1] // 2, :]
+
+
+# --------------------------------------------------------------------------- train and restore
+
+
+def train_isonet2(vol, factor, psf, psf_spec, steps, seed, *, psf_info=None, progress=False):
+    """IsoNet-2 split trained ``steps`` steps (batches of 16, epochs of 50) on ``vol`` itself."""
+    from isonet_ij.config import Config
+    from isonet_ij.pairs import max_patch_size
+    from isonet_ij.train import train
+
+    steps_per_epoch = 50
+    epochs = max(1, round(steps / steps_per_epoch))
+    patch = min(64, max_patch_size(vol.shape, factor))
+    cfg = Config(factor=factor, arch="isonet2", mode="split", psf=psf_spec, psf_info=psf_info or {}, epochs=epochs,
+                 steps_per_epoch=min(steps_per_epoch, steps), seed=seed, patch_size=patch)
+    return train(vol, cfg, psf=psf, force=True, progress=progress)
+
+
+def train_restore(vol, factor, psf, psf_spec, args, steps):
+    """IsoNet-2 split, ``steps`` training steps (seed ``args.seed``); returns (restored, info)."""
+    from isonet_ij.restore import restore
+
+    t = time.monotonic()
+    res = train_isonet2(vol, factor, psf, psf_spec, steps, args.seed, progress=sys.stderr.isatty())
+    t_train = time.monotonic() - t
+    out = restore(vol, res.model)
+    return out, {"train_s": round(t_train, 1), "steps": int(sum(r["steps"] for r in res.history)),
+                 "best_val_psnr": max(r["val_psnr"] for r in res.history)}
+
+
+# --------------------------------------------------------------------------- machine, reports
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_line() -> str:
+    """Date (UTC), host, CPU, logical CPUs, RAM and Python of this run, on one line."""
+    import psutil
+
+    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.node()}; {cpu_name()}; "
+            f"{os.cpu_count()} logical CPUs; {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
+            f"Python {platform.python_version()}")

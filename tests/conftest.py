@@ -11,9 +11,16 @@ REAL_DATA = REPO.parent / "shared" / "data" / "real"
 
 
 def load_benchmark(name: str):
-    """The benchmark script ``benchmarks/<name>.py`` as a module, loaded once per session."""
+    """The benchmark script ``benchmarks/<name>.py`` as a module, loaded once per session.
+
+    ``benchmarks/`` goes first on ``sys.path``, as when a script runs directly, so that the
+    script's ``from common import ...`` finds the harness (``benchmarks/common.py``).
+    """
+    bench_dir = str(REPO / "benchmarks")
+    if bench_dir not in sys.path:
+        sys.path.insert(0, bench_dir)
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(name, Path(bench_dir) / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

@@ -251,3 +251,26 @@ def test_peer_cached_only_renders_what_is_cached_and_names_the_rest(tmp_path, no
 def test_peer_cached_only_with_no_cell_says_so(tmp_path, no_training):
     with pytest.raises(SystemExit, match="no cell of these pairings"):
         bench_peer.main(_peer_argv(tmp_path, "nuclei"))
+
+
+# --------------------------------------------------------------------------- isonet bench
+
+
+def test_bench_outside_a_source_checkout_says_what_to_do(tmp_path, monkeypatch, capsys):
+    from isonet_ij.cli import _bench, main
+
+    # an installed copy: isonet_ij/ without benchmarks/ beside it
+    monkeypatch.setattr(_bench, "__file__", str(tmp_path / "site-packages" / "isonet_ij" / "cli" / "_bench.py"))
+    assert main(["bench", "table1", "--dry-run"]) != 0
+    err = capsys.readouterr().err
+    assert "needs a source checkout" in err and str(tmp_path / "site-packages" / "benchmarks") in err
+    assert "bash scripts/install.sh" in err and ".venv/bin/isonet bench NAME" in err
+
+
+def test_no_benchmark_script_imports_another():
+    import re
+
+    for script in sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py")):
+        text = script.read_text()
+        assert not re.search(r"^\s*(from|import) bench_", text, re.M), script.name
+        assert "sys.path" not in text or script.name == "common.py", script.name

@@ -108,14 +108,11 @@ def test_resume_skips_finished_chunks(tmp_path, demo, volume, reference):
         chunked.restore_chunked(volume, demo[1], factor=4, out=out, chunks=(32, 16), resume=True)
 
 
-def test_unreachable_scheduler_fails_fast(tmp_path, demo, volume):
-    import time
-
-    t0 = time.perf_counter()
+def test_unreachable_scheduler_is_a_scheduler_error(tmp_path, demo, volume):
+    # how fast it fails (timeout=1) is measured by benchmarks/bench_latency.py, not asserted
     with pytest.raises(chunked.SchedulerError, match="scheduler"):
         chunked.restore_chunked(volume, demo[1], factor=4, out=tmp_path / "o.zarr",
                                 scheduler="tcp://127.0.0.1:9", timeout=1)
-    assert time.perf_counter() - t0 < 20
 
 
 def test_local_cluster_processes(tmp_path, demo, volume, reference):
@@ -255,12 +252,14 @@ def test_sigkill_midway_then_resume_completes_without_recomputing(tmp_path, demo
 
     np.save(tmp_path / "v.npy", volume)
     out = tmp_path / "o.zarr"
-    # 3 x 3 columns, one thread, a pause after each column so that the kill lands midway
+    # 3 x 3 columns, one thread; the run stalls after its third column (dask submits no new
+    # column while on_chunk runs), so the kill lands midway however slow the machine is
     code = (
         "import time, numpy as np\n"
         "from isonet_ij import chunked\n"
         f"chunked.restore_chunked(np.load({str(tmp_path / 'v.npy')!r}), {demo[0]!r}, factor=4, backend='onnx',"
-        f" out={str(out)!r}, chunks=(16, 16), workers=1, on_chunk=lambda *a: time.sleep(0.5))\n"
+        f" out={str(out)!r}, chunks=(16, 16), workers=1,"
+        " on_chunk=lambda idx, n_done, n_total: time.sleep(3600 if n_done >= 3 else 0))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
     try:

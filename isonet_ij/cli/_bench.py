@@ -53,11 +53,20 @@ training, `--note TEXT` at its top; see
 
 
 def benchmarks_dir() -> Path:
-    """The ``benchmarks/`` folder of the source checkout this package runs from."""
-    here = Path(__file__).resolve().parents[2] / "benchmarks"
-    if not (here / "bench_engine_quality.py").is_file():
-        msg = ("`isonet bench` runs the scripts of a source checkout (benchmarks/ beside isonet_ij/), "
-               f"not found at {here}; clone the repository and install it with `pip install -e .`")
+    """The ``benchmarks/`` folder of the source checkout this package runs from.
+
+    Raises FileNotFoundError, with what to do, when this ``isonet_ij`` is an installed copy
+    (a wheel holds no benchmarks): the scripts, their harness and their committed results
+    exist only in a source checkout.
+    """
+    package = Path(__file__).resolve().parents[1]
+    here = package.parent / "benchmarks"
+    if not all((here / name).is_file() for name in ("common.py", BENCHMARKS["table1"][0])):
+        msg = (f"`isonet bench` needs a source checkout: this isonet_ij ({package}) has no benchmarks/ "
+               f"folder beside it (looked for {here}); the benchmark scripts and their results are not "
+               "part of the installed package. To run them: clone the isonet-ij repository, then, in the "
+               "clone, `bash scripts/install.sh` (installs it in .venv in editable mode) and "
+               "`.venv/bin/isonet bench NAME` (or `.venv/bin/python benchmarks/SCRIPT.py --help`)")
         raise FileNotFoundError(msg)
     return here
 
