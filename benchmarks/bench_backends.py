@@ -44,9 +44,8 @@ def main(argv=None) -> int:
     from scipy.ndimage import gaussian_filter
 
     from isonet_ij import nets
-    from isonet_ij.backends import load_backend, trained_model
-    from isonet_ij.config import Config, TrainedModel
-    from isonet_ij.restore import restore
+    from isonet_ij import Config, load_model, restore, restore_with_info
+    from isonet_ij.model import model_from_keras
 
     shape = tuple(int(s) for s in args.shape.split(","))
     rng = np.random.default_rng(0)
@@ -55,17 +54,17 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     for arch in args.archs.split(","):
         cfg = Config(factor=args.factor, arch=arch, mode="none", dropout=0.0, seed=0)
-        tm = TrainedModel(cfg, nets.build_model(arch, dropout=0.0, seed=0), None, None, "memory")
+        tm = model_from_keras(nets.build_model(arch, dropout=0.0, seed=0), cfg)
         outs = {}
         for backend in ("tensorflow", "onnx"):
             t0 = time.perf_counter()
-            btm = trained_model(load_backend(tm, backend=backend))
+            btm = load_model(tm, backend=backend)
             t_load = time.perf_counter() - t0
             restore(vol, btm, batch_size=args.batch)  # warm-up: trace
             times = []
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
-                out, info = restore(vol, btm, batch_size=args.batch, return_info=True)
+                out, info = (r := restore_with_info(vol, btm, batch_size=args.batch)).volume, r.info
                 times.append(time.perf_counter() - t0)
             outs[backend] = (out, info)
             med = statistics.median(times)

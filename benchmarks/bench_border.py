@@ -64,12 +64,12 @@ def measure(vol, ref, tm, border, repeats, z_end):
 
     from isonet_ij import nets
     from isonet_ij.metrics import psnr_affine
-    from isonet_ij.restore import restore
+    from isonet_ij import restore, restore_with_info
 
     restore(vol[:4, :32, :32], tm, border=border)  # trace / warm up
     best, out = None, None
     for _ in range(repeats):
-        out, info = restore(vol, tm, border=border, return_info=True)
+        out, info = (r := restore_with_info(vol, tm, border=border)).volume, r.info
         best = info["seconds"] if best is None else min(best, info["seconds"])
     r = nets.receptive_field("isonet2")
     inner = (slice(None), slice(r, -r), slice(r, -r))

@@ -137,18 +137,18 @@ def check_against_in_memory(src, out, model, factor, size=96):
     The corner's in-memory restoration sees a reflected border where the chunked run saw
     real data, so only the part more than a halo away from the corner's inner edges counts.
     """
-    from isonet_ij.backends import trained_model
+    from isonet_ij import load_model, restore
     from isonet_ij.chunked import _percentiles_and_range
-    from isonet_ij.restore import _halo, restore
+    from isonet_ij.tiling import halo_of
 
     vol = io_zarr.open_zarr_volume(src)
-    tm = trained_model(str(model), backend="onnx")
+    tm = load_model(str(model), backend="onnx")
     (lo, hi), _ = _percentiles_and_range(vol, vol.shape, low=tm.config.normalization["p_low"],
                                          high=tm.config.normalization["p_high"])
     corner = vol[:, :size, :size]
     ref = restore(corner, tm, factor=factor, normalization=(lo, hi))
     got = np.asarray(io_zarr.open_zarr_volume(out)[:, :size, :size])
-    keep = size - _halo(tm.config.arch)
+    keep = size - halo_of(tm.config.arch)
     return float(np.max(np.abs(ref[:, :keep, :keep] - got[:, :keep, :keep])) / (hi - lo))
 
 

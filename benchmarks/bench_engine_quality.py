@@ -152,8 +152,7 @@ def run_method(method, case, args, rl_iters, refs, seed=0):
     """Return (restored volume, info dict) for one method on one synthetic case."""
     from isonet_ij import baselines
     from isonet_ij.config import Config
-    from isonet_ij.restore import restore
-    from isonet_ij.train import train
+    from isonet_ij import restore, restore_with_info, train
 
     g, f, h = case["input"], float(case["meta"]["factor"]), case["psf"]
     psf_spec = case_psf_spec(case)
@@ -181,7 +180,8 @@ def run_method(method, case, args, rl_iters, refs, seed=0):
     res = train(g, cfg, psf=h if mode != "none" else None, model_dir=model_dir, time_budget=budget,
                 force=True, progress=sys.stderr.isatty())
     t_train = time.monotonic() - t
-    out, info = restore(g, res.model, return_info=True, consistency=mode != "none")
+    result = restore_with_info(g, res.model, consistency=mode != "none")
+    out, info = result.volume, result.info
     # fusion comparison from the same network: each pass alone, mean, geometric mean
     from isonet_ij import pairs
     from isonet_ij.restore import fuse

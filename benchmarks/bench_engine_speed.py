@@ -64,16 +64,17 @@ def bench_restore(arch, args, peak):
     import numpy as np
 
     from isonet_ij import grid, nets
-    from isonet_ij.config import Config, TrainedModel
-    from isonet_ij.restore import plane_layout, restore
+    from isonet_ij import Config, restore, restore_with_info
+    from isonet_ij.model import model_from_keras
+    from isonet_ij.tiling import plane_layout
 
     shape = tuple(int(v) for v in args.shape.split(","))
     vol = np.random.default_rng(0).random(shape).astype(np.float32)
-    tm = TrainedModel(Config(factor=args.factor, arch=arch, mode="none"), nets.build_model(arch, seed=0), None)
+    tm = model_from_keras(nets.build_model(arch, seed=0), Config(factor=args.factor, arch=arch, mode="none"))
     restore(vol, tm, batch_size=args.batch, max_memory=args.max_memory)  # trace
     runs = []
     for _ in range(args.repeat):
-        _, info = restore(vol, tm, batch_size=args.batch, max_memory=args.max_memory, return_info=True)
+        info = restore_with_info(vol, tm, batch_size=args.batch, max_memory=args.max_memory).info
         runs.append(info)
     info = sorted(runs, key=lambda i: i["seconds"])[len(runs) // 2]
     n_out = grid.n_output_slices(shape[0], args.factor)

@@ -54,9 +54,10 @@ def scheduler_failure_seconds(timeout: float) -> float:
     import numpy as np
 
     from isonet_ij import chunked
-    from isonet_ij.backends import find_demo_package, trained_model
+    from isonet_ij import load_model
+    from isonet_ij.artifacts import find_demo_package
 
-    model = trained_model(find_demo_package(), backend="onnx")
+    model = load_model(find_demo_package(), backend="onnx")
     vol = np.random.default_rng(0).normal(100, 5, (8, 48, 44)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -432,12 +432,12 @@ def untrained_restore_fns(case, workdir: Path):
     from csbdeep.models import Config as CareConfig, IsotropicCARE
 
     from isonet_ij import nets
-    from isonet_ij.config import Config, TrainedModel
-    from isonet_ij.restore import restore
+    from isonet_ij import Config, restore
+    from isonet_ij.model import model_from_keras
 
     g, f = case["input"], float(case["meta"]["factor"])
     cfg = Config(factor=f, arch="isonet2", mode="split", psf=case["meta"]["psf"].get("spec"), seed=0)
-    tm = TrainedModel(cfg, nets.build_model("isonet2", seed=0), None, None, "memory")
+    tm = model_from_keras(nets.build_model("isonet2", seed=0), cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         care = IsotropicCARE(CareConfig("YX", n_channel_in=1, n_channel_out=1, train_tensorboard=False),

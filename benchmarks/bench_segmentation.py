@@ -171,7 +171,7 @@ def train_restore_isonet2(res: dict, seed: int, minutes: float, threads=None):
     """
     from isonet_ij.config import Config
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.restore import restore
+    from isonet_ij.restore import restore_with_info
     from isonet_ij.train import train
 
     g = res["input"]
@@ -183,7 +183,8 @@ def train_restore_isonet2(res: dict, seed: int, minutes: float, threads=None):
     tr = train(g, cfg, psf=res["psf"], time_budget=60.0 * minutes, force=True,
                progress=sys.stderr.isatty(), threads=threads)
     t_train = time.monotonic() - t
-    out, rinfo = restore(g, tr.model, return_info=True)
+    result = restore_with_info(g, tr.model)
+    out, rinfo = result.volume, result.info
     info = {
         "train_s": round(t_train, 1),
         "steps": int(sum(r["steps"] for r in tr.history)),

@@ -252,7 +252,7 @@ def _pass_planes(region, weights, p: str, s: int, e: int) -> np.ndarray:
 
 def restore_region(region, model: IsoNetModel, *, factor: float, low: float, high: float, keep=None,
                    fusion: str = "mean", passes=PASSES, plan: dict, max_memory=DEFAULT_MAX_MEMORY,
-                   bar=None) -> np.ndarray:
+                   bar=None, stats: dict | None = None) -> np.ndarray:
     """Restore the inner box ``keep`` of a region that holds every acquired z slice.
 
     Steps 2-4 of the module doc: z interpolation (no z halo needed: the region holds all
@@ -280,6 +280,8 @@ def restore_region(region, model: IsoNetModel, *, factor: float, low: float, hig
         Working-memory budget; sets how many planes are interpolated at once.
     bar : tqdm, optional
         Advanced per tile.
+    stats : dict, optional
+        ``seconds_network`` (time in the network calls) is added to it.
 
     Returns
     -------
@@ -300,7 +302,10 @@ def restore_region(region, model: IsoNetModel, *, factor: float, low: float, hig
         for s in range(lo_i, hi_i, chunk):
             e = min(hi_i, s + chunk)
             planes = (_pass_planes(region, weights, p, s, e) - shift) * scale
+            t_net = time.perf_counter()
             res = apply_to_planes(model.net, planes, plan, bar=bar)
+            if stats is not None:
+                stats["seconds_network"] = stats.get("seconds_network", 0.0) + time.perf_counter() - t_net
             if p == "xz":
                 target, res = out[:, s - y0 : e - y0, :], res[:, :, x0:x1].transpose(1, 0, 2)
             else:
@@ -400,7 +405,7 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     bar = _tile_bar(count_tiles(plan, n_out, Y, X, Y, X, passes)) if progress else None
     try:
         out = restore_region(vol, model, factor=f, low=lo, high=hi, fusion=fusion, passes=passes,
-                             plan=plan, max_memory=max_memory, bar=bar)
+                             plan=plan, max_memory=max_memory, bar=bar, stats=info)
     finally:
         if bar is not None:
             bar.close()
