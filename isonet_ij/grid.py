@@ -34,6 +34,7 @@ __all__ = [
     "upsample_z",
     "sample_z",
     "crop_to_grid",
+    "mirror_indices",
 ]
 
 #: Interpolation kernels understood by :func:`interpolation_matrix`.
@@ -121,8 +122,21 @@ def acquired_positions(n_z: int, factor) -> np.ndarray:
     return np.arange(int(n_z), dtype=np.float64) * f
 
 
-def _mirror(idx: np.ndarray, n: int) -> np.ndarray:
-    """Whole-sample mirror of integer indices into ``[0, n-1]`` (-1 -> 1, n -> n-2)."""
+def mirror_indices(idx: np.ndarray, n: int) -> np.ndarray:
+    """Whole-sample mirror of integer indices into ``[0, n-1]`` (-1 -> 1, n -> n-2).
+
+    Parameters
+    ----------
+    idx : ndarray of int
+        Indices, any shape, possibly outside ``[0, n-1]``.
+    n : int
+        Length of the axis, >= 1.
+
+    Returns
+    -------
+    ndarray of int, shape of ``idx``
+        The mirrored indices (all 0 when ``n == 1``).
+    """
     if n == 1:
         return np.zeros_like(idx)
     period = 2 * (n - 1)
@@ -166,7 +180,7 @@ def interpolation_matrix(n_in: int, positions, *, kind: str = "cubic") -> np.nda
     mat = np.zeros((pos.size, n_in), dtype=np.float64)
     rows = np.arange(pos.size)
     if kind == "nearest":
-        np.add.at(mat, (rows, _mirror(np.floor(pos + 0.5).astype(np.int64), n_in)), 1.0)
+        np.add.at(mat, (rows, mirror_indices(np.floor(pos + 0.5).astype(np.int64), n_in)), 1.0)
         return mat
     base = np.floor(pos).astype(np.int64)
     frac = pos - base
@@ -178,7 +192,7 @@ def interpolation_matrix(n_in: int, positions, *, kind: str = "cubic") -> np.nda
     for k in taps:
         t = frac - k
         w = np.maximum(0.0, 1.0 - np.abs(t)) if kind == "linear" else _keys(t)
-        np.add.at(mat, (rows, _mirror(base + k, n_in)), w)
+        np.add.at(mat, (rows, mirror_indices(base + k, n_in)), w)
     return mat
 
 

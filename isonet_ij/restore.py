@@ -678,7 +678,7 @@ def self_consistency(restored, acquired, model, factor, *, lo=None, hi=None,
         if k is not None:
             ya, yb = y0 - ry, y1 + ry
             idx = np.arange(ya, yb)
-            idx = grid._mirror(idx, Y)
+            idx = grid.mirror_indices(idx, Y)
             slab = pairs.normalize(restored[:, idx, :], lo, hi)
             slab = np.pad(slab, ((rz, rz), (0, 0), (rx, rx)), mode="reflect" if min(slab.shape[0], X) > 1 else "edge")
             sub = fftconvolve(slab, k, mode="valid").astype(np.float32)
