@@ -161,3 +161,22 @@ def test_auto_model_bad_input():
     vol = np.random.default_rng(0).random((8, 32, 32))
     with pytest.raises(ValueError, match="xy voxel size"):
         auto_psf_spec(vol, 4.0, model="confocal")
+
+
+def test_plots_leave_the_matplotlib_backend_alone(tmp_path, monkeypatch):
+    """Library figures draw on their own Agg canvas: no matplotlib.use() (global state)."""
+    import matplotlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a library function switched the matplotlib backend")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    h = P.gaussian_psf(1.5, 3.0, shape=(21, 13, 13))
+    P.plot_bead_psf(h, {"voxel_size": [0.2, 0.05, 0.05], "gaussian_sigma_voxels": [3.0, 1.5, 1.5],
+                        "fwhm_um": [1.4, 0.18, 0.18]}, tmp_path / "beads.png")
+    k = np.linspace(0, 0.12, 8)
+    P.plot_spectra({"frequencies": k, "axial_spectrum": np.exp(-k), "lateral_spectrum": np.ones(8),
+                    "model_spectrum": np.exp(-k), "sigma_z": 3.9, "band": [0.02, 0.1]},
+                   tmp_path / "spectra.png")
+    for name in ("beads.png", "spectra.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
