@@ -16,7 +16,7 @@ the volume (``--psf auto``) and the one under which its nuclei are round on aver
 (:func:`objects_psf_spec`). Judged by how close axial resolution comes to lateral: the
 autocorrelation width ratio z / x (:func:`acf_fwhm`; object-level), the spectral cut-off
 along each axis (:func:`axis_cutoffs`) and their ratio z / x (1.0 = isotropic), plus the
-extra axial Gaussian blur that ``psf_estimate.estimate_axial_blur`` still sees
+extra axial Gaussian blur that ``psf.estimate_axial_blur`` still sees
 (sigma_extra, voxels).
 
 Montages (central xz slices; B1: xy and xz before / after) are written next to ``--out``.
@@ -295,7 +295,7 @@ def thinned_step(args, cache: Path, name: str, full: np.ndarray, step: int) -> d
 def no_gt_part(args, cache: Path, vol: np.ndarray) -> dict:
     """B1: factor 1, two PSFs: the product's estimate (``--psf auto``) and the round-objects
     one (:func:`objects_psf_spec`); returns {"input": cell, "arms": {arm: cell}, ...}."""
-    from isonet_ij.psf_estimate import auto_psf_spec
+    from isonet_ij.psf import auto_psf_spec
 
     factor = 1.0  # sampling is ~isotropic; training accepts factor >= 1 (Config, grid.check_factor)
 
@@ -386,7 +386,7 @@ def report(args, thinned: dict, no_gt) -> None:
                   "smoothed; the first frequency where it falls below 2x the noise floor (median power at "
                   ">= 0.4 cycles/voxel along that axis, but at least the lateral floor: an interpolated or "
                   "smoothed z axis has next to no floor of its own). res z/x = k_x / k_z (1.0 = isotropic). "
-                  "sigma_extra: extra axial Gaussian blur seen by `psf_estimate.estimate_axial_blur` "
+                  "sigma_extra: extra axial Gaussian blur seen by `psf.estimate_axial_blur` "
                   "(voxels, 0 = axial as sharp as lateral)."), "",
                   "| | PSF | ACF FWHM z / y / x (voxels) | ACF z/x | k_z | k_x (cycles/voxel) | res z/x | sigma_extra |",
                   "|---|---|---|---|---|---|---|---|"]

@@ -203,7 +203,7 @@ def test_estimate_psf_macro_equals_engine_and_writes_the_gaussian_psf(
         imagej_bridge, psf_phantom, tmp_path):
     from isonet_ij.volume_io import read_volume
     from isonet_ij.psf import gaussian_psf
-    from isonet_ij.psf_estimate import estimate_axial_blur
+    from isonet_ij.psf import estimate_axial_blur
 
     imp = array_to_imageplus(psf_phantom, title="phantom.tif", voxel_size=(0.4, 0.1, 0.1), unit="um")
     out = tmp_path / "psf out.tif"
@@ -245,7 +245,7 @@ def ref_slices(ref) -> int:
 
 
 def test_estimate_psf_with_a_given_lateral_sigma_uses_it(imagej_bridge, psf_phantom):
-    from isonet_ij.psf_estimate import estimate_axial_blur
+    from isonet_ij.psf import estimate_axial_blur
 
     imp = array_to_imageplus(psf_phantom, title="uncalibrated")
     _, err = run_macro('run("IsoNet Estimate PSF", "factor=4 sigma_xy=2");', imp)
@@ -293,7 +293,7 @@ def test_estimate_psf_bad_input_fails_cleanly_and_writes_nothing(
 
 def test_train_with_psf_auto_uses_the_estimated_gaussian(imagej_bridge, stack_imp, imagej_stack, tmp_path):
     from isonet_ij.config import read_config
-    from isonet_ij.psf_estimate import estimate_axial_blur
+    from isonet_ij.psf import estimate_axial_blur
 
     model = tmp_path / "auto psf model"
     _, err = run_macro(

@@ -15,6 +15,7 @@ from scipy.optimize import nnls
 from scipy.signal import fftconvolve
 
 from isonet_ij import psf as P
+from isonet_ij.psf._arrays import pad_to  # centre crop/pad, a helper of the psf package
 from isonet_ij.volume_io import write_volume
 
 N_WATER = 1.33
@@ -332,7 +333,7 @@ def test_training_kernels_gaussian_2_8():
         # negligible borders (< 1e-4 of the mass) are cropped
         assert kf.shape[0] < h.shape[0]
     # "full" == the documented projections (up to the border crop)
-    ref = P._pad_to(h.sum(axis=1), full["xz"].shape)
+    ref = pad_to(h.sum(axis=1), full["xz"].shape)
     np.testing.assert_allclose(full["xz"], ref / ref.sum(), atol=1e-7)
 
 
@@ -368,7 +369,7 @@ def test_load_psf_centres_normalizes_and_resamples_a_bead(tmp_path, noise):
     assert np.all(np.abs(_centroid_offset(h.astype(np.float64))) < tol)
     assert np.unravel_index(np.argmax(h), h.shape) == tuple(s // 2 for s in h.shape)
     # the clipped background noise must not add mass all over the box
-    core = P._pad_to(h, (37, 13, 13))  # +-3 sigma on the dx grid
+    core = pad_to(h, (37, 13, 13))  # +-3 sigma on the dx grid
     assert float(core.sum(dtype=np.float64)) > 0.97
     # isotropic grid at dx: the bead's z extent is now 3x as many voxels
     fz, fy, fx = P.psf_fwhm(h, dx)

@@ -1,4 +1,4 @@
-"""psf_estimate: bead averaging and axial-blur estimation (synthetic, independent truths)."""
+"""isonet_ij.psf beads and estimates: bead averaging and axial-blur estimation (synthetic, independent truths)."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from isonet_ij import psf as P
-from isonet_ij.psf_estimate import estimate_axial_blur, psf_from_beads
+from isonet_ij.psf import estimate_axial_blur, psf_from_beads
 
 
 def _model(kind):
@@ -132,7 +132,7 @@ def test_auto_confocal_fits_the_na_of_the_phantom_psf(tmp_path, capsys):
     from isonet_ij import phantoms
     from isonet_ij.cli import main
     from isonet_ij.volume_io import read_volume, write_volume
-    from isonet_ij.psf_estimate import shell_extra_sigma
+    from isonet_ij.psf import shell_extra_sigma
 
     case = phantoms.synthesize("membranes", size=64, seed=1)  # confocal NA 1.1, factor 4, 0.1 um voxels
     write_volume(tmp_path / "in.tif", case["input"], voxel_size=(0.4, 0.1, 0.1))
@@ -151,7 +151,7 @@ def test_auto_confocal_fits_the_na_of_the_phantom_psf(tmp_path, capsys):
 
 
 def test_auto_model_bad_input():
-    from isonet_ij.psf_estimate import auto_psf_spec, fit_optical_psf
+    from isonet_ij.psf import auto_psf_spec, fit_optical_psf
 
     rep = {"sigma_extra": 2.0, "band": [0.01, 0.1]}
     with pytest.raises(ValueError, match="confocal, widefield"):
@@ -161,3 +161,22 @@ def test_auto_model_bad_input():
     vol = np.random.default_rng(0).random((8, 32, 32))
     with pytest.raises(ValueError, match="xy voxel size"):
         auto_psf_spec(vol, 4.0, model="confocal")
+
+
+def test_plots_leave_the_matplotlib_backend_alone(tmp_path, monkeypatch):
+    """Library figures draw on their own Agg canvas: no matplotlib.use() (global state)."""
+    import matplotlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a library function switched the matplotlib backend")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    h = P.gaussian_psf(1.5, 3.0, shape=(21, 13, 13))
+    P.plot_bead_psf(h, {"voxel_size": [0.2, 0.05, 0.05], "gaussian_sigma_voxels": [3.0, 1.5, 1.5],
+                        "fwhm_um": [1.4, 0.18, 0.18]}, tmp_path / "beads.png")
+    k = np.linspace(0, 0.12, 8)
+    P.plot_spectra({"frequencies": k, "axial_spectrum": np.exp(-k), "lateral_spectrum": np.ones(8),
+                    "model_spectrum": np.exp(-k), "sigma_z": 3.9, "band": [0.02, 0.1]},
+                   tmp_path / "spectra.png")
+    for name in ("beads.png", "spectra.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

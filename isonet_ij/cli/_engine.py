@@ -277,7 +277,7 @@ def _is_auto(spec) -> bool:
 
 def _auto_psf(spec, data, factor, voxel_size) -> tuple[str, dict]:
     """``--psf auto[:MODEL]``: a PSF estimated from the volume's own spectra."""
-    from ..psf_estimate import auto_psf_spec
+    from ..psf import auto_psf_spec
 
     model = spec.partition(":")[2] or None
     spec, estimate = auto_psf_spec(data, factor, model=model,

@@ -78,7 +78,7 @@ def _read_stack(path, label: str, args):
 
 def cmd_from_beads(args) -> int:
     from ..volume_io import write_json, write_volume
-    from ..psf_estimate import psf_from_beads
+    from ..psf import psf_from_beads
 
     vol = _read_stack(args.beads, "BEADS.tif", args)
     vs = args.voxel_size or vol.voxel_size or (1.0, 1.0, 1.0)
@@ -95,7 +95,7 @@ def cmd_from_beads(args) -> int:
 def cmd_estimate(args) -> int:
     from ..volume_io import write_json, write_volume
     from ..psf import gaussian_psf, parse_psf_spec
-    from ..psf_estimate import estimate_axial_blur, estimate_summary, fit_optical_psf
+    from ..psf import estimate_axial_blur, estimate_summary, fit_optical_psf
 
     vol = _read_stack(args.volume, "VOLUME.tif", args)
     factor = args.factor

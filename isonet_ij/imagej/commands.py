@@ -4,7 +4,7 @@ These functions are what the ImageJ commands (:mod:`isonet_ij.imagej.bridge`) an
 scripts (``fiji_scripts/*.py``) call. They take an ``ij.ImagePlus``, never modify it, and
 return a new ImagePlus (or a summary for training). The work is done by the engine
 (:func:`isonet_ij.restore.restore_stack`, :func:`isonet_ij.segment.segment_nuclei`,
-:func:`isonet_ij.train.train`, :func:`isonet_ij.psf_estimate.estimate_axial_blur`); only
+:func:`isonet_ij.train.train`, :func:`isonet_ij.psf.estimate_axial_blur`); only
 conversion and checks live here.
 
 Bad input raises :class:`~isonet_ij.imagej.convert.ImageError` (a ``ValueError``) with a
@@ -401,7 +401,7 @@ def _psf_for(spec: str, imp, mode: str):
 
 def _auto_psf(spec, data, factor, voxel_size) -> tuple[str, dict]:
     """``psf=auto[:MODEL]``: the PSF spec estimated from the volume's own spectra."""
-    from ..psf_estimate import auto_psf_spec
+    from ..psf import auto_psf_spec
 
     model = str(spec).strip().partition(":")[2] or None
     try:
@@ -564,7 +564,7 @@ def estimate_psf_imageplus(
         Write the Gaussian PSF on the isotropic grid there (a ``.tif``, replaced if it
         exists; never the image's own file), as ``isonet psf estimate -o`` does.
     plot : bool
-        Also return the spectra plot (:func:`isonet_ij.psf_estimate.plot_spectra`) as an
+        Also return the spectra plot (:func:`isonet_ij.psf.plot_spectra`) as an
         RGB ImagePlus.
     channel, frame : int, optional
         1-based; default the image's current channel / frame.
@@ -572,7 +572,7 @@ def estimate_psf_imageplus(
     Returns
     -------
     summary : dict
-        :func:`isonet_ij.psf_estimate.estimate_summary` of the estimate (``sigma_xy``,
+        :func:`isonet_ij.psf.estimate_summary` of the estimate (``sigma_xy``,
         ``sigma_z``, ``sigma_extra`` in voxels of the isotropic grid, ``psf_spec``, ...)
         plus ``factor_source``, ``channel``, ``frame``, ``input`` and ``psf_output``
         (the written file or None).
@@ -587,7 +587,7 @@ def estimate_psf_imageplus(
         The engine's message: fewer than 4 slices, too small, constant, too noisy.
     """
     from ..psf import gaussian_psf
-    from ..psf_estimate import estimate_axial_blur, estimate_summary
+    from ..psf import estimate_axial_blur, estimate_summary
 
     command = "IsoNet Estimate PSF"
     check_stack(imp, command)
@@ -623,7 +623,7 @@ def _spectra_imageplus(report: dict, title: str):
 
     import jpype
 
-    from ..psf_estimate import plot_spectra
+    from ..psf import plot_spectra
 
     with tempfile.TemporaryDirectory(prefix="isonet_psf_") as tmp:
         png = Path(tmp) / "spectra.png"
