@@ -1,7 +1,7 @@
 """Restoration throughput per inference backend (TensorFlow vs onnxruntime), same volume.
 
 For IsoNet-1 and IsoNet-2 (random weights; speed does not depend on them) restores one
-synthetic volume with :func:`isonet_ij.restore.restore` through each backend of
+synthetic volume with :func:`isonet_ij.restoration.restore` through each backend of
 :mod:`isonet_ij.backends` (both planes, interpolation, fusion included), after a warm-up
 call, and reports output voxels per second (median of ``--repeat``), the one-off load
 cost (ONNX: tf2onnx conversion in memory + session creation) and the max abs difference

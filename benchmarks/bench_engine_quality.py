@@ -184,7 +184,7 @@ def run_method(method, case, args, rl_iters, refs, seed=0):
     out, info = result.volume, result.info
     # fusion comparison from the same network: each pass alone, mean, geometric mean
     from isonet_ij import pairs
-    from isonet_ij.restore import fuse
+    from isonet_ij.restoration import fuse
 
     lo, hi = info["normalization"]["low"], info["normalization"]["high"]
     single = {p: pairs.normalize(restore(g, res.model, passes=(p,)), lo, hi) for p in ("xz", "yz")}

@@ -2,11 +2,11 @@
 
 Measures, for IsoNet-1 and IsoNet-2:
 
-* restoration throughput: output voxels per second of :func:`isonet_ij.restore.restore`
+* restoration throughput: output voxels per second of :func:`isonet_ij.restoration.restore`
   (both planes, fusion, normalization, interpolation included; the network traced once
   in a warm-up call first), and the network's share of the time;
 * training steps per second at batch 16 of 64x64 and 128x128 patches (the fixed-shape
-  ``tf.function`` step of :mod:`isonet_ij.train`);
+  ``tf.function`` step of :mod:`isonet_ij.training`);
 * the achieved convolution FLOP rate (analytic multiply-adds x 2 of the network per tile
   pixel, halo and padding included, / network time; a training step counted as 3 forward
   passes) as a fraction of the machine's measured float32 matmul FLOP rate
@@ -102,7 +102,7 @@ def bench_train(arch, patch, args, peak):
     import numpy as np
 
     from isonet_ij import nets
-    from isonet_ij.train import training_step_for
+    from isonet_ij.training import training_step_for
 
     net = nets.build_model(arch, seed=0)  # the engine's defaults (no dropout)
     opt = keras.optimizers.Adam(1e-3)

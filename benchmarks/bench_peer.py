@@ -366,8 +366,8 @@ def run_care(case, which: str, args, workdir: Path):
 def run_isonet(case, args, workdir: Path):
     from isonet_ij.config import Config
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.restore import restore
-    from isonet_ij.train import train
+    from isonet_ij.restoration import restore
+    from isonet_ij.training import train
 
     g, f, h = case["input"], float(case["meta"]["factor"]), case["psf"]
     psf_spec = case_psf_spec(case)

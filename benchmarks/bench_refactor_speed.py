@@ -38,10 +38,10 @@ try:
     from isonet_ij.model import load_model
 except ImportError:  # before the refactor
     from isonet_ij.backends import trained_model as load_model
-from isonet_ij.restore import restore
+from isonet_ij.restoration import restore
 from isonet_ij.chunked import restore_chunked
 from isonet_ij.config import Config
-from isonet_ij.train import train
+from isonet_ij.training import train
 
 pkg = sys.argv[1]
 vol = synthesize("nuclei", size=128, psf="gaussian:2,8", factor=8, seed=0)["input"]

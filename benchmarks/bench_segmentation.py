@@ -17,7 +17,7 @@ watershed with dynamic 2, 6-connectivity) is run on
 * ``IsoNet-2 split`` (unless ``--no-isonet``): an IsoNet-2 network in split mode trained
   for at most ``--minutes`` wall-clock minutes on the (noisy) anisotropic input itself,
   with the phantom's PSF (as ``benchmarks/bench_engine_quality.py`` does), then
-  ``isonet_ij.restore.restore`` (xz and yz passes, mean fusion). The restoration lies on
+  ``isonet_ij.restoration.restore`` (xz and yz passes, mean fusion). The restoration lies on
   the same grid as the bicubic condition (``floor((Z-1)*f)+1`` slices, acquired slice
   ``i`` at ``i * f``), isotropic voxels; labels cropped the same way. Intermodes and
   Otsu: the paper's SEG_IsoNet-2 condition. Each seed's result (SEG rows, training
@@ -171,8 +171,8 @@ def train_restore_isonet2(res: dict, seed: int, minutes: float, threads=None):
     """
     from isonet_ij.config import Config
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.restore import restore_with_info
-    from isonet_ij.train import train
+    from isonet_ij.restoration import restore_with_info
+    from isonet_ij.training import train
 
     g = res["input"]
     f = float(res["meta"]["factor"])
@@ -328,8 +328,8 @@ def summary_lines(rows) -> list[str]:
             lines.append(f"| {seed} | {r['minutes']:g} | {r['train_s']:.1f} | {r['steps']} | "
                          f"{r['epochs']} | {r['stop_reason']} | {r['best_val_psnr']:.2f} | "
                          f"{r['val_psnr_input']:.2f} | {r['restore_s']:.1f} |")
-        lines += ["", ("Train s: wall clock of `isonet_ij.train.train` (pair preparation "
-                       "included, capped by the budget); restore s: `isonet_ij.restore.restore` "
+        lines += ["", ("Train s: wall clock of `isonet_ij.training.train` (pair preparation "
+                       "included, capped by the budget); restore s: `isonet_ij.restoration.restore` "
                        "(both passes and fusion).")]
     return lines
 
@@ -357,7 +357,7 @@ def to_markdown(rows, args, versions) -> str:
             "IsoNet-2 split: an IsoNet-2 network in split mode (the phantom's PSF, patch 64 or "
             f"the largest the volume allows) trained for at most {args.minutes:g} min (wall "
             "clock, pair preparation included) on the noisy anisotropic input itself, then "
-            "`isonet_ij.restore.restore` (xz and yz passes, mean fusion) onto the same grid as "
+            "`isonet_ij.restoration.restore` (xz and yz passes, mean fusion) onto the same grid as "
             "the bicubic condition; segmented with the same pipeline and isotropic voxel size "
             "as the other conditions.",
             "",

@@ -48,11 +48,11 @@ def parse_arm(arm: str):
 
 
 def run_arm(arm, case, refs, minutes):
-    import isonet_ij.train as train_mod
+    import isonet_ij.training as train_mod
     from isonet_ij import metrics
     from isonet_ij.config import Config
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     arch, mode, variants = parse_arm(arm)
     options = {k: v for name in variants for k, v in VARIANTS[name].items()}

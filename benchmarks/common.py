@@ -160,7 +160,7 @@ def train_isonet2(vol, factor, psf, psf_spec, steps, seed, *, psf_info=None, pro
     """IsoNet-2 split trained ``steps`` steps (batches of 16, epochs of 50) on ``vol`` itself."""
     from isonet_ij.config import Config
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.train import train
+    from isonet_ij.training import train
 
     steps_per_epoch = 50
     epochs = max(1, round(steps / steps_per_epoch))
@@ -172,7 +172,7 @@ def train_isonet2(vol, factor, psf, psf_spec, steps, seed, *, psf_info=None, pro
 
 def train_restore(vol, factor, psf, psf_spec, args, steps):
     """IsoNet-2 split, ``steps`` training steps (seed ``args.seed``); returns (restored, info)."""
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     t = time.monotonic()
     res = train_isonet2(vol, factor, psf, psf_spec, steps, args.seed, progress=sys.stderr.isatty())

@@ -1,9 +1,9 @@
 """Exported artifacts on disk: ONNX graphs, bioimage.io packages, the demo package.
 
 Reading only: what a file is, whether it is safe and isonet's own, and what it holds.
-:mod:`isonet_ij.model` builds models from them; :mod:`isonet_ij.export` writes them.
+:mod:`isonet_ij.model` builds models from them; :mod:`isonet_ij.model_export` writes them.
 
-* ``MODEL.onnx``: the graph written by :func:`isonet_ij.export.export_onnx`, with the
+* ``MODEL.onnx``: the graph written by :func:`isonet_ij.model_export.export_onnx`, with the
   model's config in ``metadata_props`` (:data:`ONNX_META_KEY`);
 * a bioimage.io package (``.zip`` or an extracted folder holding ``rdf.yaml``) with the
   config attached as :data:`PACKAGE_CONFIG`.

@@ -121,8 +121,8 @@ def srcnn(volume, factor, *, config=None, time_budget=None, model_dir=None, prog
     (floor((Z-1)*f)+1, Y, X) ndarray of float32 (and the model with ``return_model``).
     """
     from .config import Config
-    from .restore import restore
-    from .train import train
+    from .restoration import restore
+    from .training import train
 
     vol = _check(volume)
     cfg = (config or Config(factor=grid.check_factor(factor))).replace(

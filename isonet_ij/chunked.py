@@ -1,6 +1,6 @@
 """Chunked restoration of volumes larger than memory, on dask, OME-Zarr in and out.
 
-:func:`restore_chunked` gives the same result as :func:`isonet_ij.restore.restore`
+:func:`restore_chunked` gives the same result as :func:`isonet_ij.restoration.restore`
 (max abs difference at float rounding, no seams) while holding only a few blocks in memory:
 
 1. normalization percentiles are computed once for the whole volume, from exactly the same
@@ -10,8 +10,8 @@
    the receptive field, a multiple of 4), clipped at the volume borders. Because every
    block holds all z, the cubic z interpolation needs no z halo and equals the in-memory one;
 3. a block is restored by the in-memory engine's own function,
-   :func:`isonet_ij.restore.restore_region` (the xz planes ``y0:y1`` and the yz planes
-   ``x0:x1`` of the region, fused), which :func:`isonet_ij.restore.restore` runs on the
+   :func:`isonet_ij.restoration.restore_region` (the xz planes ``y0:y1`` and the yz planes
+   ``x0:x1`` of the region, fused), which :func:`isonet_ij.restoration.restore` runs on the
    whole volume. The
    block's frame edges inside the volume (reflected border, then the network's zero
    padding) differ from the in-memory frame, but a kept output lies >= H from them and
@@ -56,7 +56,7 @@ import numpy as np
 
 from . import grid, pairs
 from .model import IsoNetModel, load_model, load_model_cached
-from .restore import check_options, check_volume, region_plan, resolve_normalization, restore_region
+from .restoration import check_options, check_volume, region_plan, resolve_normalization, restore_region
 from .scheduling import (
     SchedulerError,
     make_executor,

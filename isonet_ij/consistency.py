@@ -3,7 +3,7 @@
 :func:`self_consistency` re-applies the forward model to a restoration (blur with the PSF
 part the network removed, sample at the acquired slice positions) and compares with the
 acquired slices. It checks agreement with the data, not quality (plain bicubic upsampling
-is perfectly consistent under mode ``none``): :func:`isonet_ij.restore.restore` reports it
+is perfectly consistent under mode ``none``): :func:`isonet_ij.restoration.restore` reports it
 next to the same score of bicubic interpolation, which a good restoration beats (nuclei
 128^3, gaussian 2/8, factor 8, 1 min of training: 28.9 dB vs 26.5 dB).
 """

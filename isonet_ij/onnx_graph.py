@@ -6,7 +6,7 @@ interpolated to the isotropic grid); H and W are dynamic (IsoNet-2 needs multipl
 Input ``input``, output ``output``; ``metadata_props`` hold the config
 (:data:`isonet_ij.artifacts.ONNX_META_KEY`: JSON incl. the normalization), the factor, the
 architecture and the size multiple. :mod:`isonet_ij.model` converts a model directory for
-the ONNX backend with it, :mod:`isonet_ij.export` writes it to disk.
+the ONNX backend with it, :mod:`isonet_ij.model_export` writes it to disk.
 """
 
 from __future__ import annotations

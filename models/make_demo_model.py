@@ -39,11 +39,11 @@ def main(argv=None) -> int:
 
     from isonet_ij import __version__, baselines, grid, metrics, phantoms
     from isonet_ij.config import Config
-    from isonet_ij.export import export_bioimageio
+    from isonet_ij.model_export import export_bioimageio
     from isonet_ij.nets import set_threads
     from isonet_ij.pairs import max_patch_size
-    from isonet_ij.restore import restore
-    from isonet_ij.train import train
+    from isonet_ij.restoration import restore
+    from isonet_ij.training import train
 
     set_threads(args.threads)
     out = Path(args.out)

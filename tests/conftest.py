@@ -110,7 +110,7 @@ def imagej_tiny_model(tmp_path_factory, imagej_stack):
     """A tiny IsoNet-1 model (mode none, 1 epoch x 2 steps) in a folder with spaces."""
     pytest.importorskip("tensorflow")
     from isonet_ij.config import Config
-    from isonet_ij.train import train
+    from isonet_ij.training import train
 
     data, _ = imagej_stack
     model_dir = tmp_path_factory.mktemp("imagej models") / "tiny model"
@@ -134,7 +134,7 @@ def smooth_volume(shape, seed=0, factor=3):
 def tiny_trained_model(tmp_path_factory):
     """A briefly trained IsoNet-2 model directory (mode none, a few steps), shared by tests."""
     from isonet_ij.config import Config
-    from isonet_ij.train import train
+    from isonet_ij.training import train
 
     d = tmp_path_factory.mktemp("tiny") / "model"
     cfg = Config(factor=3, arch="isonet2", mode="none", patch_size=16, batch_size=4, epochs=1,

@@ -14,9 +14,9 @@ from isonet_ij import nets  # noqa: E402
 from isonet_ij.artifacts import ArtifactError, load_keras_safe, safe_extract  # noqa: E402
 from isonet_ij.backends import OnnxBackend, TensorFlowBackend, default_backend  # noqa: E402
 from isonet_ij.config import Config, ModelDirError, write_config  # noqa: E402
-from isonet_ij.export import export_onnx, onnx_bytes  # noqa: E402
+from isonet_ij.model_export import export_onnx, onnx_bytes  # noqa: E402
 from isonet_ij.model import IsoNetModel, load_model, model_from_keras  # noqa: E402
-from isonet_ij.restore import restore, restore_with_info  # noqa: E402
+from isonet_ij.restoration import restore, restore_with_info  # noqa: E402
 from conftest import smooth_volume  # noqa: E402
 
 

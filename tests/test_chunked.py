@@ -6,7 +6,7 @@ import pytest
 from isonet_ij import chunked, io_zarr
 from isonet_ij.artifacts import find_demo_package
 from isonet_ij.model import load_model
-from isonet_ij.restore import restore
+from isonet_ij.restoration import restore
 
 
 @pytest.fixture(scope="module")

@@ -21,23 +21,23 @@ FACTOR = 3.0
 
 
 @pytest.fixture(scope="module")
-def artifacts(imagej_tiny_model, tmp_path_factory):
-    from isonet_ij.export import export
+def artifacts(tiny_trained_model, tmp_path_factory):
+    from isonet_ij.model_export import export
 
     out = tmp_path_factory.mktemp("artifacts")
     return {
-        "dir": imagej_tiny_model,
-        "onnx": export(imagej_tiny_model, "onnx", out / "tiny model.onnx"),
-        "zip": export(imagej_tiny_model, "bioimageio", out / "tiny model.zip"),
+        "dir": tiny_trained_model,
+        "onnx": export(tiny_trained_model, "onnx", out / "tiny model.onnx"),
+        "zip": export(tiny_trained_model, "bioimageio", out / "tiny model.zip"),
     }
 
 
 @pytest.fixture(scope="module")
-def reference(imagej_tiny_model, imagej_stack):
+def reference(tiny_trained_model, imagej_stack):
     from isonet_ij import load_model, restore
 
     data, _ = imagej_stack
-    return restore(data, load_model(imagej_tiny_model, backend="tensorflow"), factor=FACTOR)
+    return restore(data, load_model(tiny_trained_model, backend="tensorflow"), factor=FACTOR)
 
 
 def restore_python(path, data, voxel_size, tmp_path, request):

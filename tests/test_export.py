@@ -15,7 +15,7 @@ from isonet_ij.artifacts import ArtifactError, find_demo_package  # noqa: E402
 from isonet_ij.backends import OnnxBackend  # noqa: E402
 from isonet_ij.config import Config  # noqa: E402
 from isonet_ij.model import load_model, model_from_keras  # noqa: E402
-from isonet_ij.export import (  # noqa: E402
+from isonet_ij.model_export import (  # noqa: E402
     check_artifact,
     export,
     export_bioimageio,
@@ -155,7 +155,7 @@ def test_package_passes_bioimageio_core_test_model_offline(package, weight_forma
 def test_package_pre_post_chain_reproduces_restore_on_a_plane_interior(package, trained, tmp_path):
     """scale_linear -> network -> inverse == restore(normalization="model") away from borders."""
     from isonet_ij import grid
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     vol = smooth_volume((30, 8, 80), seed=5)
     tm = load_model(trained)
@@ -196,7 +196,7 @@ def test_export_of_a_model_dir_with_missing_weights_is_a_clear_error(trained, tm
 
 def test_committed_demo_package_validates_and_restores_better_than_bicubic(no_network):
     from isonet_ij import baselines, grid, metrics, phantoms
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     try:
         pkg = find_demo_package()

@@ -53,7 +53,7 @@ def test_segment_macro_runs_headless_from_the_shell(java_and_jar, tmp_path, imag
 def test_folder_macro_restores_and_segments_every_stack(java_and_jar, tmp_path, imagej_stack,
                                                         imagej_tiny_model):
     pytest.importorskip("tensorflow")
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     data, vs = imagej_stack
     stacks = tmp_path / "stacks"

@@ -39,7 +39,7 @@ def stack_imp(imagej_bridge, imagej_stack):
 
 def test_restore_macro_equals_engine_and_sets_the_isotropic_calibration(
         imagej_bridge, stack_imp, imagej_stack, imagej_tiny_model):
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     data, _ = imagej_stack
     ret, err = run_macro(
@@ -60,7 +60,7 @@ def test_restore_macro_equals_engine_and_sets_the_isotropic_calibration(
 
 @pytest.mark.filterwarnings("ignore:restoring with factor 2.5")
 def test_restore_of_a_hyperstack_equals_restore_stack(imagej_bridge, imagej_tiny_model):
-    from isonet_ij.restore import restore_stack
+    from isonet_ij.restoration import restore_stack
 
     rng = np.random.default_rng(5)
     data = (100 + 50 * rng.random((2, 4, 2, 24, 20))).astype(np.float32)  # T Z C Y X
@@ -119,7 +119,7 @@ def test_train_macro_writes_a_model_that_isonet_restore_uses(imagej_bridge, stac
 
 
 def test_train_restore_segment_in_one_macro(imagej_bridge, stack_imp, tmp_path):
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
     from isonet_ij.segment import segment_nuclei
 
     model = tmp_path / "seq model"

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.imagej
 def test_menu_dialog_recorder_and_errors_in_the_gui(tmp_path, imagej_stack, imagej_tiny_model):
-    from isonet_ij.restore import restore
+    from isonet_ij.restoration import restore
 
     require_java_and_ij_jar()
     xvfb = require_xvfb_run("the GUI needs a display")

@@ -9,7 +9,7 @@ from isonet_ij import grid, nets, pairs  # noqa: E402
 from isonet_ij.config import Config  # noqa: E402
 from isonet_ij.consistency import self_consistency  # noqa: E402
 from isonet_ij.model import model_from_keras  # noqa: E402
-from isonet_ij.restore import restore, restore_stack, restore_with_info  # noqa: E402
+from isonet_ij.restoration import restore, restore_stack, restore_with_info  # noqa: E402
 from isonet_ij.tiling import BYTES_PER_PIXEL, MIN_CORE, plan_tiles, tile_spans  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def test_tile_spans_cover_the_frame_and_keep_a_halo_from_inner_edges(F, T, h):
 
 
 def test_border_margin_changes_only_outputs_near_the_plane_border():
-    from isonet_ij.restore import apply_to_planes
+    from isonet_ij.restoration import apply_to_planes
 
     tm = model("isonet1", seed=3)
     planes = np.random.default_rng(0).random((2, 40, 60)).astype(np.float32)
@@ -123,7 +123,7 @@ def test_non_integer_factor_puts_acquired_slices_at_round_i_times_f():
 
 def test_volume_whose_z_was_not_degraded_is_left_nearly_unchanged():
     # factor 1 and no PSF: the self-supervised pairs are identities and so is the network
-    from isonet_ij.train import train
+    from isonet_ij.training import train
 
     vol = smooth_volume((8, 40, 40), seed=1)
     cfg = Config(factor=1.0, arch="isonet2", mode="none", patch_size=24, batch_size=4, epochs=3,

@@ -11,7 +11,7 @@ pytest.importorskip("tensorflow")
 from isonet_ij import config as cfgmod  # noqa: E402
 from isonet_ij.config import Config, ModelDirError  # noqa: E402
 from isonet_ij.model import load_model  # noqa: E402
-from isonet_ij.train import parse_duration, train  # noqa: E402
+from isonet_ij.training import parse_duration, train  # noqa: E402
 
 
 def tiny_volume(z=6, y=32, x=32, seed=0):
@@ -114,7 +114,7 @@ def test_training_improves_over_the_input_on_a_learnable_degradation():
 
 
 def test_cosine_schedule_decays_to_one_percent_and_resume_continues_the_decay(tmp_path):
-    from isonet_ij.train import lr_at
+    from isonet_ij.training import lr_at
 
     c = tiny_config(learning_rate=1e-3, lr_schedule="cosine")
     assert [lr_at(c, p) for p in (0, 0.5, 1, 2)] == pytest.approx([1e-3, 0.505e-3, 1e-5, 1e-5])
@@ -132,7 +132,7 @@ def test_cosine_schedule_decays_to_one_percent_and_resume_continues_the_decay(tm
 def test_psnr_loss_is_eq3_averaged_over_patches():
     import tensorflow as tf
 
-    from isonet_ij.train import psnr_loss
+    from isonet_ij.training import psnr_loss
 
     rng = np.random.default_rng(0)
     y = rng.random((3, 8, 8, 1)).astype(np.float32)
@@ -173,7 +173,7 @@ def test_parse_duration():
 def test_faster_train_step_times_the_candidates_and_keeps_the_faster():
     import time
 
-    from isonet_ij.train import faster_train_step
+    from isonet_ij.training import faster_train_step
 
     calls = {"slow": 0, "fast": 0}
 
@@ -194,7 +194,7 @@ def test_training_step_for_offers_xla_only_to_isonet2_and_both_steps_train():
     import keras
 
     from isonet_ij.nets import build_model
-    from isonet_ij.train import make_steps, training_step_for
+    from isonet_ij.training import make_steps, training_step_for
 
     x = np.random.default_rng(0).random((4, 16, 16, 1)).astype(np.float32)
     net = build_model("isonet1", seed=0)
@@ -214,7 +214,7 @@ def test_timing_the_training_steps_leaves_weights_and_optimizer_untouched():
     import keras
 
     from isonet_ij.nets import build_model
-    from isonet_ij.train import training_step_for
+    from isonet_ij.training import training_step_for
 
     x = np.random.default_rng(0).random((4, 16, 16, 1)).astype(np.float32)
     net = build_model("isonet2", seed=0)

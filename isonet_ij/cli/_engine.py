@@ -395,7 +395,7 @@ def cmd_train(args) -> int:
     _quiet_tf()
     from .. import volume_io as vio
     from ..config import Config
-    from ..train import parse_duration, train
+    from ..training import parse_duration, train
 
     out = Path(args.output)
     if out.exists() and not out.is_dir():
@@ -455,7 +455,7 @@ def cmd_restore(args) -> int:
     from .. import volume_io as vio
     from ..model import load_model
     from ..nets import set_threads
-    from ..restore import restore_stack
+    from ..restoration import restore_stack
     from ..tiling import parse_memory
     from ..io_zarr import is_zarr
 
@@ -527,7 +527,7 @@ def cmd_baseline(args) -> int:
         meta.update(psf=args.psf, iterations=args.iterations)
     else:
         from ..nets import set_threads
-        from ..train import parse_duration
+        from ..training import parse_duration
 
         set_threads(args.threads)
         from ..config import Config
@@ -616,8 +616,8 @@ def cmd_demo(args) -> int:
     from ..config import Config
     from ..pairs import max_patch_size
     from ..nets import set_threads
-    from ..restore import restore_with_info
-    from ..train import train
+    from ..restoration import restore_with_info
+    from ..training import train
 
     if not args.minutes > 0:
         msg = f"--minutes must be positive, got {args.minutes}"

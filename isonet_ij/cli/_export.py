@@ -42,7 +42,7 @@ def cmd_export(args) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from ..export import export
+    from ..model_export import export
 
     kw = {}
     if args.fmt != "savedmodel":

@@ -3,8 +3,8 @@
 These functions are what the ImageJ commands (:mod:`isonet_ij.imagej.bridge`) and the Fiji
 scripts (``fiji_scripts/*.py``) call. They take an ``ij.ImagePlus``, never modify it, and
 return a new ImagePlus (or a summary for training). The work is done by the engine
-(:func:`isonet_ij.restore.restore_stack`, :func:`isonet_ij.segment.segment_nuclei`,
-:func:`isonet_ij.train.train`, :func:`isonet_ij.psf.estimate_axial_blur`); only
+(:func:`isonet_ij.restoration.restore_stack`, :func:`isonet_ij.segment.segment_nuclei`,
+:func:`isonet_ij.training.train`, :func:`isonet_ij.psf.estimate_axial_blur`); only
 conversion and checks live here.
 
 Bad input raises :class:`~isonet_ij.imagej.convert.ImageError` (a ``ValueError``) with a
@@ -239,7 +239,7 @@ def restore_imageplus(
         Anisotropy factor; default ``pixelDepth / pixelWidth`` of the calibration, else the
         model's factor (uncalibrated image).
     fusion, normalization, weights, max_memory, batch_size
-        As :func:`isonet_ij.restore.restore` (``fusion=None``: the model's).
+        As :func:`isonet_ij.restoration.restore` (``fusion=None``: the model's).
     title : str, optional
         Title of the result; default ``<input>_isotropic``.
 
@@ -259,7 +259,7 @@ def restore_imageplus(
     """
     _quiet_tf()
     from ..model import IsoNetModel
-    from ..restore import restore_stack
+    from ..restoration import restore_stack
     from ..tiling import parse_memory
 
     check_stack(imp, "IsoNet Restore")
@@ -464,7 +464,7 @@ def train_imageplus(
     """
     _quiet_tf()
     from ..config import Config
-    from ..train import train
+    from ..training import train
 
     check_stack(imp, "IsoNet Train")
     if not str(model_dir or "").strip():

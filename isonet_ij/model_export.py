@@ -409,7 +409,7 @@ def _write_package_files(tm: IsoNetModel, td: Path, data: bytes, planes, vol, lo
     """
     from bioimageio.spec.model import v0_5 as bio
 
-    from .restore import axial_weights, restore
+    from .restoration import axial_weights, restore
 
     lo, hi = low_high
     cfg = tm.config
