@@ -61,7 +61,7 @@ from common import RESULTS, load_cell, save_cell, trained_key
 from isonet_ij import phantoms
 from isonet_ij.volume_io import write_json
 from isonet_ij.metrics import seg_score
-from isonet_ij.segment import segment_nuclei
+from isonet_ij.segment import segment_nuclei_with_details
 
 
 def _rss_kib(field: str) -> int | None:
@@ -119,16 +119,16 @@ BLURRED = "input, bicubic"
 def segment_row(seed, name, vol, gt, thr, *, factor, voxel_size, dynamic, min_size) -> dict:
     """Segment ``vol`` (isotropic voxels ``voxel_size``), score it against ``gt``; one row."""
     assert vol.shape == gt.shape, (vol.shape, gt.shape)
-    (lab, details), dt, peak, inc = measured(
-        segment_nuclei,
+    result, dt, peak, inc = measured(
+        segment_nuclei_with_details,
         vol,
         voxel_size=voxel_size,
         threshold=thr,
         fill_holes_mode="3d",
         dynamic=dynamic,
         min_size=min_size,
-        return_details=True,
     )
+    lab, details = result.labels, result.details
     s = seg_score(lab, gt)
     row = {
         "seed": seed,

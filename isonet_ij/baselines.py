@@ -99,9 +99,20 @@ def richardson_lucy(volume, psf, factor, *, iterations: int = 10, progress: bool
     return pairs.denormalize(res, lo, hi)
 
 
-def srcnn(volume, factor, *, config=None, time_budget=None, model_dir=None, progress=False,
-          return_model=False, restore_kwargs=None, **train_kwargs):
-    """SRCNN baseline: IsoNet-1 trained on subsampling-only pairs (no PSF), then restored.
+def srcnn(volume, factor, *, restore_kwargs=None, progress=False, **train_options) -> np.ndarray:
+    """SRCNN baseline restoration: :func:`train_srcnn`, then :func:`isonet_ij.restoration.restore`.
+
+    ``train_options`` go to :func:`train_srcnn`; returns (floor((Z-1)*f)+1, Y, X) float32.
+    """
+    from .restoration import restore
+
+    result = train_srcnn(volume, factor, progress=progress, **train_options)
+    return restore(_check(volume), result.model, progress=progress, **(restore_kwargs or {}))
+
+
+def train_srcnn(volume, factor, *, config=None, time_budget=None, model_dir=None, progress=False,
+                **train_kwargs):
+    """SRCNN baseline: IsoNet-1 trained on subsampling-only pairs (no PSF).
 
     Parameters
     ----------
@@ -113,22 +124,17 @@ def srcnn(volume, factor, *, config=None, time_budget=None, model_dir=None, prog
         Wall-clock limit of the training.
     model_dir : str or Path, optional
         Keep the trained model there.
-    return_model : bool
-        Also return the trained SRCNN (an IsoNetModel).
 
     Returns
     -------
-    (floor((Z-1)*f)+1, Y, X) ndarray of float32 (and the model with ``return_model``).
+    TrainResult
+        As :func:`isonet_ij.training.train` (``.model``: the trained SRCNN).
     """
     from .config import Config
-    from .restoration import restore
     from .training import train
 
     vol = _check(volume)
     cfg = (config or Config(factor=grid.check_factor(factor))).replace(
         arch="isonet1", mode="none", psf="", factor=grid.check_factor(factor)
     )
-    result = train(vol, cfg, model_dir=model_dir, time_budget=time_budget, progress=progress,
-                   **train_kwargs)
-    out = restore(vol, result.model, progress=progress, **(restore_kwargs or {}))
-    return (out, result.model) if return_model else out
+    return train(vol, cfg, model_dir=model_dir, time_budget=time_budget, progress=progress, **train_kwargs)

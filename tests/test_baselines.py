@@ -67,6 +67,7 @@ def test_srcnn_is_isonet1_trained_without_a_psf():
     rng = np.random.default_rng(0)
     vol = rng.random((6, 24, 24)).astype(np.float32)
     cfg = Config(factor=2, patch_size=16, batch_size=2, epochs=1, steps_per_epoch=2, n_validation=2)
-    out, tm = baselines.srcnn(vol, 2, config=cfg, return_model=True)
+    tm = baselines.train_srcnn(vol, 2, config=cfg).model
+    out = baselines.srcnn(vol, 2, config=cfg)
     assert out.shape == (11, 24, 24) and out.dtype == np.float32
     assert tm.config.arch == "isonet1" and tm.config.mode == "none" and tm.psf is None

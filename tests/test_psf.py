@@ -210,7 +210,8 @@ def _negative_mass(k):
 @pytest.mark.parametrize("plane", ["xz", "yz"])
 def test_split_of_gaussian_is_the_analytic_gaussian(plane):
     h = P.gaussian_psf(2, 8)
-    hs, info = P.split_psf(h, plane, return_info=True)
+    result = P.split_psf_with_info(h, plane)
+    hs, info = result.kernel, result.info
     h_rot = P.rotated_psf(h, plane)
     assert hs.shape == h_rot.shape
     _assert_proper_psf(hs)
@@ -249,8 +250,8 @@ def test_split_residual_of_optical_psfs(optical, kind, bound):
 def test_split_nnls_beats_richardson_lucy_on_confocal(optical):
     h = optical["confocal"]
     h_iso = P.isotropic_psf(h)
-    _, nnls_info = P.split_psf(h, "xz", h_iso=h_iso, return_info=True)
-    _, rl_info = P.split_psf(h, "xz", h_iso=h_iso, method="rl", return_info=True)
+    nnls_info = P.split_psf_with_info(h, "xz", h_iso=h_iso).info
+    rl_info = P.split_psf_with_info(h, "xz", h_iso=h_iso, method="rl").info
     assert nnls_info["residual"] < 0.7 * rl_info["residual"]
 
 

@@ -24,6 +24,7 @@ from isonet_ij.segment import (
     intermodes_bin,
     otsu_bin,
     segment_nuclei,
+    segment_nuclei_with_details,
     threshold_mask,
 )
 
@@ -227,7 +228,8 @@ def test_watershed_min_size_and_small_isolated_objects():
 
 def test_segment_nuclei_recovers_touching_nuclei(nuclei_volume):
     img, lab = nuclei_volume
-    labels, details = segment_nuclei(img, return_details=True)
+    result = segment_nuclei_with_details(img)
+    labels, details = result.labels, result.details
     assert labels.dtype == np.uint16 and labels.shape == img.shape
     s = seg_score(labels, lab)
     assert s.matched == 6 and s.spurious == 0 and s.seg > 0.85

@@ -38,7 +38,15 @@ from ._estimate import (
     fit_optical_psf,
     shell_extra_sigma,
 )
-from ._kernels import isotropic_psf, rotated_psf, split_psf, split_residual, training_kernels
+from ._kernels import (
+    SplitPSF,
+    isotropic_psf,
+    rotated_psf,
+    split_psf,
+    split_psf_with_info,
+    split_residual,
+    training_kernels,
+)
 from ._measures import fwhm_1d, psf_fwhm
 from ._models import (
     DECAY_THRESHOLD,
@@ -69,6 +77,8 @@ __all__ = [
     "isotropic_psf",
     "rotated_psf",
     "split_psf",
+    "split_psf_with_info",
+    "SplitPSF",
     "split_residual",
     "training_kernels",
     "psf_fwhm",

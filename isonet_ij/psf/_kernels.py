@@ -16,6 +16,7 @@ isotropic grid.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -129,8 +130,22 @@ def _central_cube(a: np.ndarray) -> np.ndarray:
     return pad_to(a, (m, m, m))
 
 
-def split_psf(h, plane: str, *, h_iso=None, n_iter: int = 500, method: str = "nnls",
-              tol: float = 1e-3, init: str = "auto", return_info: bool = False):
+def split_psf(h, plane: str, **options) -> np.ndarray:
+    """h_split of :func:`split_psf_with_info` (the kernel alone)."""
+    return split_psf_with_info(h, plane, **options).kernel
+
+
+@dataclass
+class SplitPSF:
+    """What :func:`split_psf_with_info` returns: ``kernel`` (h_split) and ``info``
+    (``residual``, ``n_iter``, ``method``)."""
+
+    kernel: np.ndarray
+    info: dict
+
+
+def split_psf_with_info(h, plane: str, *, h_iso=None, n_iter: int = 500, method: str = "nnls",
+                        tol: float = 1e-3, init: str = "auto") -> SplitPSF:
     """h_split: the non-negative kernel with ``h_rot = h_iso * h_split`` (3D convolution).
 
     An unconstrained (inverse-filter) solution carries most of its mass in negative
@@ -174,16 +189,13 @@ def split_psf(h, plane: str, *, h_iso=None, n_iter: int = 500, method: str = "nn
     init : {"auto", "moments", "rot", "tikhonov"}
         Start: ``"auto"`` is ``"moments"`` for nnls and ``"rot"`` (``h_rot``) for rl;
         ``"tikhonov"`` is the clipped Tikhonov-regularised inverse filter.
-    return_info : bool
-        Also return a dict with ``residual`` (:func:`split_residual`), ``n_iter`` and
-        ``method``.
 
     Returns
     -------
-    h_split : ndarray of float32, shape ``rotated_psf(h, plane).shape``
-        Non-negative, sums to 1, in the rotated frame of ``h_rot``.
-    info : dict
-        Only with ``return_info=True``.
+    SplitPSF
+        ``kernel``: h_split, float32 of shape ``rotated_psf(h, plane).shape``, non-negative,
+        sums to 1, in the rotated frame of ``h_rot``; ``info``: ``residual``
+        (:func:`split_residual`), ``n_iter``, ``method``.
     """
     n_iter = _check_split_options(method, init, n_iter)
     h_rot = rotated_psf(h, plane).astype(np.float64)
@@ -193,10 +205,7 @@ def split_psf(h, plane: str, *, h_iso=None, n_iter: int = 500, method: str = "nn
         init = "moments" if method == "nnls" else "rot"
     x, it, _ = _deconv_nonneg(h_rot, k, method=method, n_iter=n_iter, tol=tol, init=init)
     out = validate_psf(np.clip(x, 0.0, None), name="h_split")
-    if not return_info:
-        return out
-    res = split_residual(h_rot, h_iso, out)
-    return out, {"residual": res, "n_iter": it, "method": method}
+    return SplitPSF(out, {"residual": split_residual(h_rot, h_iso, out), "n_iter": it, "method": method})
 
 
 

@@ -49,7 +49,7 @@ thresholds are already integers.)
 """
 
 from ._holes import FILL_HOLES_MODES, fill_holes
-from ._pipeline import segment_nuclei
+from ._pipeline import Segmentation, segment_nuclei, segment_nuclei_with_details
 from ._threshold import (
     THRESHOLD_METHODS,
     Threshold,
@@ -71,6 +71,8 @@ __all__ = [
     "fill_holes",
     "distance_watershed",
     "segment_nuclei",
+    "segment_nuclei_with_details",
+    "Segmentation",
     "THRESHOLD_METHODS",
     "FILL_HOLES_MODES",
 ]

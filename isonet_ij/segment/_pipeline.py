@@ -1,8 +1,9 @@
-"""The paper's segmentation pipeline: :func:`segment_nuclei`."""
+"""The paper's segmentation pipeline: :func:`segment_nuclei`, :func:`segment_nuclei_with_details`."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,7 +13,29 @@ from ._threshold import THRESHOLD_METHODS, auto_threshold, threshold_mask
 from ._watershed import distance_watershed
 
 
-def segment_nuclei(
+@dataclass
+class Segmentation:
+    """What :func:`segment_nuclei_with_details` returns.
+
+    Attributes
+    ----------
+    labels : (Z, Y, X) ndarray of uint16
+        0 background, objects 1..n.
+    details : dict
+        Threshold, foreground fraction (before and after filling holes), object count and
+        the options used.
+    """
+
+    labels: np.ndarray
+    details: dict = field(default_factory=dict)
+
+
+def segment_nuclei(volume, **options) -> np.ndarray:
+    """Nuclei labels of a volume: ``segment_nuclei_with_details(volume, **options).labels``."""
+    return segment_nuclei_with_details(volume, **options).labels
+
+
+def segment_nuclei_with_details(
     volume,
     *,
     voxel_size=None,
@@ -21,8 +44,7 @@ def segment_nuclei(
     dynamic: float = 2.0,
     connectivity: int = 6,
     min_size: int = 0,
-    return_details: bool = False,
-):
+) -> Segmentation:
     """The paper's pipeline: global threshold, fill holes, distance-transform watershed.
 
     Parameters
@@ -39,15 +61,11 @@ def segment_nuclei(
         See :func:`fill_holes`.
     dynamic, connectivity, min_size
         See :func:`distance_watershed`.
-    return_details : bool
-        Also return a dict (threshold, foreground fraction, object count).
 
     Returns
     -------
-    labels : (Z, Y, X) ndarray of uint16
-        0 background, objects 1..n.
-    details : dict
-        Only with ``return_details=True``.
+    Segmentation
+        ``labels`` (Z, Y, X) uint16, 0 background, objects 1..n; ``details``.
 
     Raises
     ------
@@ -77,9 +95,6 @@ def segment_nuclei(
         connectivity=connectivity,
         min_size=min_size,
     )
-    labels = _as_uint16_labels(lab)
-    if not return_details:
-        return labels
     details = {
         "threshold": thr_info,
         "foreground_fraction": n_fg / mask.size,
@@ -91,7 +106,7 @@ def segment_nuclei(
         "min_size": int(min_size),
         "voxel_size": None if voxel_size is None else list(normalize_voxel_size(voxel_size)),
     }
-    return labels, details
+    return Segmentation(_as_uint16_labels(lab), details)
 
 
 def _as_uint16_labels(lab: np.ndarray) -> np.ndarray:
