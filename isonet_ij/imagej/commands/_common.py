@@ -83,7 +83,7 @@ def load_model_cached(path, *, weights: str = "best"):
 
     path = Path(str(path)).expanduser()
     if not path.exists():
-        msg = (f"model {str(path)!r} does not exist; give the folder written by IsoNet Train, "
+        msg = (f"model folder {str(path)!r} does not exist; give the folder written by IsoNet Train, "
                "an exported .onnx or a bioimage.io .zip")
         raise FileNotFoundError(msg)
     return cached(path, weights=weights)
