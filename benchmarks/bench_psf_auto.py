@@ -77,7 +77,7 @@ def synth_part(args, cache):
                 g, f = case[0]["input"], float(case[0]["meta"]["factor"])
                 ref = case[1]["gt_iso"]
                 from isonet_ij.psf import parse_psf_spec
-                from isonet_ij.psf_estimate import auto_psf_spec  # exactly what --psf auto uses
+                from isonet_ij.psf import auto_psf_spec  # exactly what --psf auto uses
 
                 dx = float(case[0]["meta"]["voxel_size_um"][2])
                 if arm == "true":
@@ -133,7 +133,7 @@ def real_part(args, cache):
             def compute(spec=spec, acq=acq, f=f, dx=dx):
                 if spec.startswith("auto:"):
                     from isonet_ij.psf import parse_psf_spec
-                    from isonet_ij.psf_estimate import auto_psf_spec
+                    from isonet_ij.psf import auto_psf_spec
 
                     s, _ = auto_psf_spec(acq, f, model=spec[5:], xy_voxel_size=dx)
                     h = parse_psf_spec(s, voxel_size=(dx, dx, dx))[0]
@@ -173,7 +173,7 @@ def write_report(args, synth, real):
                   "(its FWHM), not the heavy tails of optical PSFs. `auto:MODEL` keeps the optical model's "
                   "shape and fits its free NA (confocal: NA; light sheet: illumination NA) so that the model's "
                   "spectrum shows the same extra axial blur over the same band "
-                  "(`isonet_ij.psf_estimate.fit_optical_psf`); the user gives only the modality and what is "
+                  "(`isonet_ij.psf.fit_optical_psf`); the user gives only the modality and what is "
                   "known (immersion, wavelengths, detection NA of the light sheet).", ""]
     if real:
         lines += ["## Real volumes", "",

@@ -134,7 +134,7 @@ def gaussian(spec):
 
 def estimate(vol, factor):
     """``psf_estimate``'s summary of the axial blur of ``vol`` at ``factor``."""
-    from isonet_ij.psf_estimate import estimate_axial_blur, estimate_summary
+    from isonet_ij.psf import estimate_axial_blur, estimate_summary
 
     return estimate_summary(estimate_axial_blur(vol, factor=factor))
 

@@ -6,7 +6,7 @@
 #@ Float (label="Anisotropy factor (0 = from calibration)", value=0, min=0) factor
 #@ Integer (label="Epochs", value=100, min=1) epochs
 #@ Integer (label="Steps per epoch", value=50, min=1) steps
-#@ Integer (label="Patch size (pixels, multiple of 4)", value=64, min=8) patch
+#@ Integer (label="Patch size (pixels, multiple of 4; 0 = 64 or the largest that fits)", value=0, min=0) patch
 #@ Integer (label="Batch size (patches per step)", value=16, min=1) batch
 #@ Float (label="Time budget (minutes, 0 = none)", value=0, min=0) time
 #@ Integer (label="Seed", value=0, min=0) seed

@@ -1,7 +1,7 @@
 """The ``isonet`` command line: parse, call the public functions, convert at the edge.
 
-Each pipeline stage registers its sub-commands from its own ``_<stage>.py`` module through
-``register(subparsers)``; heavy imports (TensorFlow, JVM) happen inside the command
+Each command group registers its sub-commands from its own ``_<group>.py`` module through
+``register(subparsers)``; the orchestration they share is :mod:`isonet_ij.workflow`; heavy imports (TensorFlow, JVM) happen inside the command
 functions, so ``isonet --help`` stays fast.
 """
 
@@ -17,11 +17,7 @@ from .. import __version__
 __all__ = ["main", "build_parser"]
 
 #: Modules (relative to this package) that contribute sub-commands, in help order.
-_COMMAND_MODULES = ("_synth", "_engine", "_segment", "_imagej", "_export", "_psf", "_bench")
-
-
-class CliError(Exception):
-    """An error whose message is shown to the user as is (no traceback)."""
+_COMMAND_MODULES = ("_synth", "_train", "_restore", "_baseline", "_score", "_demo", "_segment", "_imagej", "_export", "_psf", "_bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as exc:  # a stage not built yet
-            if exc.name and exc.name.endswith(name):
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f".{name}", __name__).register(sub)
     return parser
 
 
@@ -70,7 +60,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("isonet: interrupted", file=sys.stderr)
         return 130
-    except (CliError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
         # Known, user-facing errors: one clear line, no traceback (use -v for one).
         if args.verbose:
             raise

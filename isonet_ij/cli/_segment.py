@@ -122,7 +122,7 @@ def run_segment(args) -> int:
     import warnings
 
     from .. import volume_io as vio
-    from ..segment import segment_nuclei
+    from ..segment import segment_nuclei_with_details
 
     threshold = _threshold_arg(args.threshold)
     vio.check_output_path(args.output, force=args.force, inputs=[args.volume])
@@ -142,7 +142,7 @@ def run_segment(args) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        labels, details = segment_nuclei(
+        result = segment_nuclei_with_details(
             data,
             voxel_size=voxel_size,
             threshold=threshold,
@@ -150,8 +150,8 @@ def run_segment(args) -> int:
             dynamic=args.dynamic,
             connectivity=args.connectivity,
             min_size=args.min_size,
-            return_details=True,
         )
+    labels, details = result.labels, result.details
     for w in caught:
         log.warning("%s", w.message)
     details["seconds"] = round(time.perf_counter() - t0, 3)

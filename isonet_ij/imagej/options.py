@@ -1,6 +1,7 @@
 """Options of the ImageJ commands: one spec per command, macro-string parsing, recording.
 
-Pure Python (no Java): the same spec builds the GenericDialog, parses the options of a
+Pure Python (no Java). The options of Train and Restore are generated from the declarations
+of :mod:`isonet_ij.workflow` (shared with ``isonet train`` / ``isonet restore``). The same spec builds the GenericDialog, parses the options of a
 macro call ``run("IsoNet Restore", "model=[/a b/model] factor=4.9")``, and formats the line
 the macro Recorder writes, so a recorded line always parses back to the same values.
 
@@ -17,6 +18,8 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ..workflow import RESTORE_SETTINGS, TRAIN_SETTINGS
+
 __all__ = [
     "Option",
     "CommandSpec",
@@ -28,6 +31,8 @@ __all__ = [
     "convert_value",
     "check_required",
     "format_value",
+    "option_of",
+    "options_of",
 ]
 
 
@@ -112,6 +117,28 @@ class CommandSpec:
         return f'run("{self.name}", "{req}");'
 
 
+_KINDS = {bool: "bool", int: "int", float: "number", str: "string"}
+
+
+def option_of(setting) -> Option:
+    """The dialog option of a declared setting (:class:`isonet_ij.workflow.Setting`).
+
+    Choices list the dialog's default first, then the others in declared order.
+    """
+    default = setting.ij_value
+    kind = setting.ij_kind or ("choice" if setting.choices else _KINDS[setting.type])
+    choices = ()
+    if setting.choices:
+        choices = (default, *(c for c in setting.choices if c != default))
+    return Option(setting.key, kind, default, setting.label, setting.ij_help, choices=choices,
+                  minimum=setting.minimum, required=setting.required)
+
+
+def options_of(settings: dict, names) -> tuple:
+    """:func:`option_of` of ``settings[name]`` for each of ``names``, in that order."""
+    return tuple(option_of(settings[name]) for name in names)
+
+
 _CHANNEL = Option(
     "channel", "int", 0, "channel (0 = current)", "channel of a multi-channel image (1-based); "
     "0: the image's current channel", minimum=0, hyperstack_only=True,
@@ -125,24 +152,8 @@ RESTORE = CommandSpec(
     "IsoNet Restore",
     "restore isotropic resolution of the current stack with a trained model (all channels "
     "and frames); opens a new 32-bit stack on the isotropic grid",
-    (
-        Option("model", "path", None, "model folder", "model directory written by IsoNet Train "
-               "or `isonet train`", required=True),
-        Option("factor", "number", 0.0, "factor (0 = from calibration)", "anisotropy factor = "
-               "voxel depth / pixel width; 0: from the image's calibration (else the model's)",
-               minimum=0.0),
-        Option("fusion", "choice", "model", "fusion of the xz and yz passes", "mean, geometric, "
-               "or the model's setting", choices=("model", "mean", "geometric")),
-        Option("normalization", "choice", "volume", "normalization", "intensity percentiles of "
-               "this image (volume) or of the training volume (model)",
-               choices=("volume", "model")),
-        Option("weights", "choice", "best", "weights", "checkpoint: best validation or last epoch",
-               choices=("best", "last")),
-        Option("memory", "string", "1G", "memory budget of inference (e.g. 1G, 512M)",
-               "working memory of the network pass; input and output come on top"),
-        Option("batch", "int", 8, "batch size (tiles per network call)", "tiles per network "
-               "call", minimum=1),
-    ),
+    options_of(RESTORE_SETTINGS, ("model", "factor", "fusion", "normalization", "weights",
+                                  "max_memory", "batch_size")),
 )
 
 SEGMENT = CommandSpec(
@@ -172,33 +183,12 @@ TRAIN = CommandSpec(
     "train an IsoNet model on the current stack itself (self-supervised) and write a model "
     "folder that IsoNet Restore and `isonet restore` use",
     (
-        Option("model", "path", None, "model folder (output)", "directory to write the model "
-               "into (created; must be empty unless overwrite or resume)", required=True),
-        Option("psf", "string", "gaussian:2,8", "PSF", "PSF on the isotropic grid: "
-               "gaussian:SXY,SZ (voxels), confocal:na=..,ex=..,em=.., lightsheet:..., "
-               "widefield:..., a PSF .tif path, or auto (a Gaussian estimated from the stack, as "
-               "IsoNet Estimate PSF; not used by mode none)"),
-        Option("mode", "choice", "split", "mode", "training kernel: split (h_split), full "
-               "(rotated PSF), none (SRCNN, no PSF)", choices=("split", "full", "none")),
-        Option("arch", "choice", "isonet2", "arch (network)", "IsoNet-2 (U-Net) or IsoNet-1",
-               choices=("isonet2", "isonet1")),
-        Option("factor", "number", 0.0, "factor (0 = from calibration)", "anisotropy factor = "
-               "voxel depth / pixel width; 0: from the image's calibration", minimum=0.0),
-        Option("epochs", "int", 100, "epochs", "number of epochs", minimum=1),
-        Option("steps", "int", 50, "steps per epoch", "optimizer steps per epoch", minimum=1),
-        Option("patch", "int", 64, "patch size (pixels)", "side of square training patches, a "
-               "multiple of 4", minimum=8),
-        Option("batch", "int", 16, "batch size (patches per step)", "patches per step",
-               minimum=1),
-        Option("time", "number", 0.0, "time budget (minutes, 0 = none)", "stop after this "
-               "wall-clock time, keeping the best checkpoint", minimum=0.0),
-        Option("seed", "int", 0, "seed", "random seed", minimum=0),
+        *options_of(TRAIN_SETTINGS, ("model_dir", "psf", "mode", "arch", "factor", "epochs",
+                                     "steps_per_epoch", "patch_size", "batch_size", "time_budget",
+                                     "seed")),
         _CHANNEL,
         _FRAME,
-        Option("resume", "bool", False, "resume an interrupted training", "continue from the "
-               "model folder's last checkpoint"),
-        Option("overwrite", "bool", False, "overwrite an existing model folder",
-               "replace the files of an existing model folder"),
+        *options_of(TRAIN_SETTINGS, ("resume", "force")),
     ),
 )
 

@@ -1,0 +1,37 @@
+"""The workflow layer: what the CLI, the ImageJ commands, the Fiji scripts and benchmarks call.
+
+One implementation of the orchestration around the library: quiet TensorFlow
+(:func:`quiet_tensorflow`), the anisotropy factor (:func:`resolve_factor`: option >
+calibration > model), the PSF of a training run (:func:`resolve_psf`, incl.
+``auto[:MODEL]``), the Config of a run (:func:`training_config`, :func:`resume_config`),
+training (:func:`train_volume`, :func:`training_summary`), restoration
+(:func:`restore_volume`) with its :func:`provenance`, and scores (:func:`score_volumes`).
+The user options of training and restoration are declared once in
+:data:`TRAIN_SETTINGS` / :data:`RESTORE_SETTINGS` (see :class:`Setting`). Interfaces only
+convert their inputs and outputs and word their messages (:class:`Words`).
+"""
+
+from ._common import (
+    CLI_WORDS,
+    IMAGEJ_WORDS,
+    Words,
+    isotropic_voxel_size,
+    provenance,
+    quiet_tensorflow,
+    resolve_factor,
+)
+from ._options import CONFIG_DEFAULTS, PSF_HELP, RESTORE_DEFAULTS, Setting, add_arguments, values_from_args
+from ._options import RESTORE as RESTORE_SETTINGS
+from ._options import TRAIN as TRAIN_SETTINGS
+from ._psf import is_auto_psf, read_psf_file, resolve_psf
+from ._restore import Restored, convert_dtype, restore_volume
+from ._score import score_volumes
+from ._train import patch_size_for, resume_config, train_volume, training_config, training_summary
+
+__all__ = [
+    "CLI_WORDS", "IMAGEJ_WORDS", "Words", "quiet_tensorflow", "resolve_factor", "provenance",
+    "isotropic_voxel_size", "Setting", "TRAIN_SETTINGS", "RESTORE_SETTINGS", "CONFIG_DEFAULTS",
+    "RESTORE_DEFAULTS", "PSF_HELP", "add_arguments", "values_from_args", "is_auto_psf", "read_psf_file",
+    "resolve_psf", "Restored", "restore_volume", "convert_dtype", "score_volumes",
+    "patch_size_for", "training_config", "resume_config", "train_volume", "training_summary",
+]

@@ -1,0 +1,97 @@
+"""Training from user options: one Config rule, one run, one summary for every interface."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+__all__ = ["patch_size_for", "training_config", "resume_config", "train_volume", "training_summary"]
+
+#: Patch side when none is given: the measured best (see :class:`isonet_ij.config.Config`).
+DEFAULT_PATCH = 64
+
+
+def patch_size_for(patch_size, shape, factor, *, words=None) -> int:
+    """``patch_size``, or by default 64 capped to what the volume's lateral planes hold.
+
+    ``None`` or 0 picks ``min(64, max_patch_size(shape, factor))``; a volume that holds
+    less than 16 x 16 patches is an error. An explicit size is returned as given (training
+    checks that it fits).
+    """
+    if patch_size:
+        return int(patch_size)
+    from ..pairs import max_patch_size
+
+    fits = max_patch_size(shape, factor)
+    if fits < 16:
+        msg = (
+            f"the volume {tuple(shape)} is too small to train on: its lateral planes hold at most "
+            f"{fits}x{fits} patches on the factor-{factor:g} grid (16x16 needed)"
+        )
+        raise ValueError(msg)
+    return min(DEFAULT_PATCH, fits)
+
+
+def training_config(shape, factor, *, psf: str = "", psf_info=None, patch_size=None,
+                    train_input: str = "", voxel_size=None, **options):
+    """A validated :class:`~isonet_ij.config.Config` of a new training run.
+
+    ``options`` are Config fields (``arch``, ``mode``, ``epochs``, ``batch_size``, ...);
+    a value of None takes Config's default. ``patch_size`` follows :func:`patch_size_for`.
+    """
+    from ..config import Config
+
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        msg = f"unknown training options {unknown}"
+        raise TypeError(msg)
+    given = {k: v for k, v in options.items() if v is not None}
+    return Config(
+        factor=factor, psf=psf, psf_info=dict(psf_info or {}),
+        patch_size=patch_size_for(patch_size, shape, factor), train_input=train_input,
+        voxel_size=list(voxel_size) if voxel_size else None, **given,
+    ).validate()
+
+
+def resume_config(model_dir, *, epochs=None):
+    """The stored Config of an interrupted run; ``epochs`` (when given) is the new total."""
+    from ..config import read_config
+
+    cfg = read_config(Path(model_dir))
+    return cfg if epochs is None else cfg.replace(epochs=int(epochs))
+
+
+def training_summary(result, model_dir, *, seconds=None) -> dict:
+    """What a run did: ``model_dir, stop_reason, epochs, steps, best_val_psnr, val_psnr_input``.
+
+    ``result`` is :func:`isonet_ij.training.train`'s result, or None for a pretrained model
+    (then ``{"pretrained": model_dir}``). ``seconds`` is added when given.
+    """
+    if result is None:
+        return {"pretrained": str(model_dir)}
+    hist = result.history
+    out = {
+        "model_dir": str(model_dir), "stop_reason": result.stop_reason, "epochs": len(hist),
+        "steps": int(sum(r.get("steps", 0) for r in hist)),
+        "best_val_psnr": max((r["val_psnr"] for r in hist), default=None),
+        "val_psnr_input": hist[-1].get("val_psnr_input") if hist else None,
+    }
+    if seconds is not None:
+        out["seconds"] = round(seconds, 1)
+    return out
+
+
+def train_volume(data, config, *, model_dir, psf=None, time_budget=None, resume: bool = False,
+                 force: bool = False, progress: bool = False, threads=None) -> tuple[object, dict]:
+    """Train on ``data`` into ``model_dir``; ``(result, training_summary(...))``.
+
+    ``time_budget`` in seconds (None: no limit).
+    """
+    from ..training import train
+
+    t0 = time.monotonic()
+    res = train(data, config, psf=psf, model_dir=Path(model_dir), time_budget=time_budget,
+                resume=resume, force=force, progress=progress, threads=threads)
+    return res, training_summary(res, model_dir, seconds=time.monotonic() - t0)
