@@ -32,16 +32,20 @@ REPO = Path(__file__).resolve().parents[1]
 #: Work done in each subprocess; prints one JSON line. Works with the API before and after.
 WORKER = r'''
 import json, sys, tempfile, time
+from pathlib import Path
 import numpy as np
+import isonet_ij
 from isonet_ij.phantoms import synthesize
-try:
-    from isonet_ij.model import load_model
-except ImportError:  # before the refactor
-    from isonet_ij.backends import trained_model as load_model
-from isonet_ij.restoration import restore
 from isonet_ij.chunked import restore_chunked
 from isonet_ij.config import Config
-from isonet_ij.training import train
+# only modules of this checkout: a missing one would be found in the editable install's
+if (Path(isonet_ij.__file__).parent / "model.py").is_file():
+    from isonet_ij import load_model, restore, train
+else:  # before the refactor
+    import importlib
+    load_model = importlib.import_module("isonet_ij.backends").trained_model
+    restore = importlib.import_module("isonet_ij." + "restore").restore
+    train = importlib.import_module("isonet_ij." + "train").train
 
 pkg = sys.argv[1]
 vol = synthesize("nuclei", size=128, psf="gaussian:2,8", factor=8, seed=0)["input"]
@@ -60,6 +64,7 @@ with tempfile.TemporaryDirectory() as tmp:
 cfg = Config(factor=8, arch="isonet2", mode="none", epochs=3, steps_per_epoch=30, patch_size=64,
              batch_size=16, seed=0)
 t = time.perf_counter(); train(vol, cfg); out["train_steps"] = 90 / (time.perf_counter() - t)
+out["isonet_ij"] = isonet_ij.__file__
 print("RESULT " + json.dumps(out))
 '''
 

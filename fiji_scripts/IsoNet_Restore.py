@@ -1,5 +1,5 @@
 #@ ImagePlus (label="Anisotropic stack") imp
-#@ File (label="Model folder", style="directory") model
+#@ File (label="Model folder (or type the path of a .onnx / bioimage.io .zip)", style="directory") model
 #@ Float (label="Anisotropy factor (0 = from calibration)", value=0, min=0) factor
 #@ String (label="Fusion of the xz and yz passes", choices={"model", "mean", "geometric"}, value="model") fusion
 #@ String (label="Normalization", choices={"volume", "model"}, value="volume") normalization

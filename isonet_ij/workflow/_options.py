@@ -159,8 +159,9 @@ TRAIN = {s.name: s for s in (
 
 #: Options of ``isonet restore`` (chunked-output options stay in the CLI) and IsoNet Restore.
 RESTORE = {s.name: s for s in (
-    _s("model", str, None, key="model", label="model folder",
-       ij_help="model directory written by IsoNet Train or `isonet train`", ij_kind="path",
+    _s("model", str, None, key="model", label="model folder (or .onnx / .zip path)",
+       ij_help="model directory written by IsoNet Train or `isonet train`, or an exported .onnx or "
+               "bioimage.io .zip (type or paste its path: Browse picks folders)", ij_kind="path",
        required=True),
     _s("factor", float, None, _FACTOR_HELP + ", else the model's", flag="--factor", metavar="F",
        key="factor", label="factor (0 = from calibration)",
