@@ -26,6 +26,8 @@ __all__ = [
     "artifact_kind",
     "read_onnx",
     "safe_extract",
+    "verify_package_files",
+    "MAX_EXPANSION",
     "read_package_rdf",
     "read_package_config",
     "load_keras_safe",
@@ -99,11 +101,53 @@ def read_onnx(path_or_bytes, *, source: str = "") -> tuple[bytes, Config]:
     return data, config
 
 
+#: A package may extract to at most this many times its own size (above the floor below).
+MAX_EXPANSION = 50
+#: Extraction is always allowed this many bytes (small packages of well-compressed tensors).
+MIN_EXTRACT_BYTES = 256 << 20
+
+
+def _extract_limit(zip_path, max_bytes: int) -> int:
+    size = Path(zip_path).stat().st_size
+    return min(max_bytes, max(MIN_EXTRACT_BYTES, MAX_EXPANSION * size))
+
+
+def _check_member(zip_path, target: Path, m: zipfile.ZipInfo) -> None:
+    name = m.filename
+    dest = (target / name).resolve()
+    is_link = (m.external_attr >> 16) & 0o170000 == 0o120000
+    if name.startswith(("/", "\\")) or ":" in name or is_link or (dest != target and target not in dest.parents):
+        msg = f"{str(zip_path)!r} holds an unsafe member {name!r} (outside the target folder); refusing"
+        raise ArtifactError(msg)
+
+
+def _copy_member(zf: zipfile.ZipFile, m: zipfile.ZipInfo, target: Path, budget: int, zip_path) -> int:
+    """Write one member, counting the bytes actually written; returns them."""
+    dest = target / m.filename
+    if m.is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(m) as src, open(dest, "wb") as out:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > m.file_size or written > budget:
+                msg = (f"{str(zip_path)!r}: member {m.filename!r} extracts to more than it declares or than the "
+                       "extraction limit; refusing (a crafted or damaged package): download or export it again")
+                raise ArtifactError(msg)
+            out.write(chunk)
+    return written
+
+
 def safe_extract(zip_path, target, *, max_bytes: int = MAX_PACKAGE_BYTES) -> Path:
     """Extract a zip into ``target``, refusing members that would land outside it.
 
     Absolute names, ``..`` components, drive letters and symlinks are refused
-    (zip-slip); so is a total uncompressed size above ``max_bytes``.
+    (zip-slip); so is a declared uncompressed size above the limit: ``max_bytes``, and
+    at most :data:`MAX_EXPANSION` times the package's size (but always
+    :data:`MIN_EXTRACT_BYTES`). Members are streamed and the bytes actually written are
+    counted, so a member that holds more than its header declares is stopped there.
 
     Raises
     ------
@@ -112,32 +156,72 @@ def safe_extract(zip_path, target, *, max_bytes: int = MAX_PACKAGE_BYTES) -> Pat
     """
     target = Path(target).resolve()
     target.mkdir(parents=True, exist_ok=True)
+    limit = _extract_limit(zip_path, max_bytes)
     try:
         with zipfile.ZipFile(zip_path) as zf:
             members = zf.infolist()
             total = sum(m.file_size for m in members)
-            if total > max_bytes:
-                msg = f"{str(zip_path)!r} would extract to {total} bytes (> {max_bytes}); refusing"
+            if total > limit:
+                msg = (f"{str(zip_path)!r} would extract to {total} bytes (limit {limit} for a package of this "
+                       "size); refusing: a crafted or damaged package, download or export it again")
                 raise ArtifactError(msg)
             for m in members:
-                name = m.filename
-                dest = (target / name).resolve()
-                is_link = (m.external_attr >> 16) & 0o170000 == 0o120000
-                if (
-                    name.startswith(("/", "\\")) or ":" in name or is_link
-                    or (dest != target and target not in dest.parents)
-                ):
-                    msg = f"{str(zip_path)!r} holds an unsafe member {name!r} (outside the target folder); refusing"
-                    raise ArtifactError(msg)
-            bad = zf.testzip()
-            if bad is not None:
-                msg = f"{str(zip_path)!r} is corrupted (bad CRC in {bad!r}); download or export it again"
-                raise ArtifactError(msg)
-            zf.extractall(target)
+                _check_member(zip_path, target, m)
+            for m in members:
+                limit -= _copy_member(zf, m, target, limit, zip_path)
     except zipfile.BadZipFile as exc:
-        msg = f"{str(zip_path)!r} is not a valid zip ({exc}); download or export it again"
+        msg = f"{str(zip_path)!r} is not a valid zip or is corrupted ({exc}); download or export it again"
         raise ArtifactError(msg) from exc
     return target
+
+
+def _listed_files(node, found: list) -> list:
+    """Every ``{"source": ..., "sha256": ...}`` entry of an rdf (weights, attachments, tensors, docs)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("source"), str):
+            found.append(node)
+        for v in node.values():
+            _listed_files(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _listed_files(v, found)
+    return found
+
+
+def verify_package_files(rdf: dict, folder, source) -> None:
+    """Check the sha256 of every file of the package that the rdf lists (with its hash).
+
+    Raises
+    ------
+    ArtifactError
+        A listed file is missing or altered (names the file), or weights without sha256.
+    """
+    from .fingerprints import file_sha256
+
+    folder = Path(folder)
+    for entry in _listed_files(rdf, []):
+        src = entry["source"]
+        if "://" in src:
+            continue
+        path = (folder / src).resolve()
+        if folder.resolve() not in path.parents:
+            msg = f"{str(source)!r}: rdf file {src!r} points outside the package"
+            raise ArtifactError(msg)
+        want = entry.get("sha256")
+        if not path.is_file():
+            msg = f"{str(source)!r} lacks {src!r} listed in its rdf; download or export the package again"
+            raise ArtifactError(msg)
+        if want is None:
+            continue
+        if file_sha256(path) != str(want).lower():
+            msg = (f"{str(source)!r}: {src!r} does not match the sha256 in its rdf (altered or damaged); "
+                   "download or export the package again (`isonet export --format bioimageio`)")
+            raise ArtifactError(msg)
+    for fmt, entry in (rdf.get("weights") or {}).items():
+        if isinstance(entry, dict) and not entry.get("sha256"):
+            msg = (f"{str(source)!r}: its {fmt} weights carry no sha256 in the rdf, so they cannot be "
+                   "checked; export the package again with `isonet export --format bioimageio`")
+            raise ArtifactError(msg)
 
 
 def read_package_rdf(folder: Path) -> dict:

@@ -32,6 +32,7 @@ from .volume_io import atomic_path, write_json
 
 __all__ = [
     "LOG_FIELDS",
+    "MODEL_FILES",
     "prepare_model_dir",
     "write_checkpoint",
     "restore_checkpoint",
@@ -59,6 +60,8 @@ _OUR_FILES = (
     TRAINING_CURVE,
     "psf.tif",
 )
+#: The files training writes in a model directory (an input must not be one of them).
+MODEL_FILES = _OUR_FILES
 
 
 def write_checkpoint(model_dir: Path, net, opt, history: list, state: dict, *, improved: bool,

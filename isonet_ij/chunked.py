@@ -43,6 +43,7 @@ instead of ~600 MiB).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -55,6 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from . import grid, pairs
+from .locks import exclusive_output
+from .fingerprints import model_fingerprint, volume_fingerprint
 from .model import IsoNetModel, load_model, load_model_cached
 from .restoration import check_options, check_volume, region_plan, resolve_normalization, restore_region
 from .scheduling import (
@@ -81,7 +84,10 @@ log = logging.getLogger(__name__)
 DONE = "isonet_done"
 ATTR = "isonet_chunked"
 #: Parameters a resumed run must share with the run that started the output.
-RESUME_KEYS = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border")
+RESUME_KEYS = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border",
+               "model_fingerprint", "input_fingerprint")
+#: How a resume mismatch names the fingerprints.
+_KEY_WORDS = {"model_fingerprint": "model (config or weights)", "input_fingerprint": "input data"}
 
 
 class OutputExistsError(ValueError, FileExistsError):
@@ -168,6 +174,7 @@ class _Source:
     shape: tuple
     voxel_size: tuple | None
     factor: float | None
+    path: str | None = None
 
 
 def _source_of(source, factor, voxel_size) -> _Source:
@@ -186,7 +193,7 @@ def _source_of(source, factor, voxel_size) -> _Source:
                    "factor with `factor` (--factor)")
             raise ValueError(msg)
         # an uncalibrated TIFF: the model's factor, as for an in-memory restoration
-        src = _Source(source.spec(), tuple(source.shape), voxel, factor)
+        src = _Source(source.spec(), tuple(source.shape), voxel, factor, str(Path(source.path).resolve()))
     else:
         vol = check_volume(source, "source")
         # an in-memory array carries no calibration: take the caller's (dz, dy, dx)
@@ -355,6 +362,26 @@ def _check_output(out: Path, resume: bool, force: bool) -> None:
         raise OutputExistsError(msg)
 
 
+def _path_of(obj):
+    """The file or folder behind a source / model argument (None for an in-memory one)."""
+    if isinstance(obj, (str, Path)):
+        return obj
+    return getattr(obj, "path", None)
+
+
+@contextlib.contextmanager
+def _claimed_output(out: Path, resume: bool, force: bool, inputs):
+    """Refuse an output that is (inside / holds) an input, claim it, then check it exists."""
+    from .volume_io import check_not_input
+
+    if resume and force:
+        _check_output(out, resume, force)
+    check_not_input(out, [_path_of(i) for i in inputs])
+    with exclusive_output(out):
+        _check_output(out, resume, force)  # after the claim: a run that just finished wrote it
+        yield
+
+
 def _resumed_done(out: Path, meta: dict) -> np.ndarray:
     """The done markers of an earlier run with the same parameters, else a ValueError."""
     import zarr
@@ -366,10 +393,13 @@ def _resumed_done(out: Path, meta: dict) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001
         msg = f"cannot resume {str(out)!r}: not an isonet chunked output ({exc}); use force=True (--force)"
         raise ValueError(msg) from None
-    diff = [k for k in RESUME_KEYS
-            if json.loads(json.dumps(old.get(k) if old else None)) != json.loads(json.dumps(meta[k]))]
+    old = old or {}
+    # outputs of earlier versions carry no fingerprints: those two are checked when stored
+    diff = [_KEY_WORDS.get(k, k) for k in RESUME_KEYS if (k in old or k not in _KEY_WORDS)
+            and json.loads(json.dumps(old.get(k))) != json.loads(json.dumps(meta[k]))]
     if diff:
-        msg = (f"cannot resume {str(out)!r}: its {', '.join(diff)} differ from this run's; "
+        was = f" (started with model {old.get('model')!r}, input {old.get('input')!r})" if old else ""
+        msg = (f"cannot resume {str(out)!r}: its {', '.join(diff)} differ from this run's{was}; "
                "use the same input, model and options, or force=True (--force) to start over")
         raise ValueError(msg)
     return done
@@ -462,21 +492,21 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
     t0 = time.perf_counter()
     out = Path(out)
     budget = parse_memory(DEFAULT_TOTAL_MEMORY if max_memory is None else max_memory)
-    _check_output(out, resume, force)
-    src = _source_of(source, factor, voxel_size)
-    local = isinstance(scheduler, str) and scheduler == "threads"
-    ex = make_executor(scheduler, workers, timeout)  # first: fail fast on a bad address
-    try:
-        model_spec, model = _model_spec(model, backend, weights, local)
-        run = _plan_run(src, model, model_spec, ex, budget, local=local, out=out, chunks=chunks, resume=resume,
-                        normalization=normalization, fusion=fusion, passes=passes, batch_size=batch_size)
-        done = _open_output(out, resume, run.meta, run.n_blocks, run.voxel_size, ngff)
-        todo = _columns(src.shape, *run.meta["chunks"], run.halo, done)
-        skipped = done.size - len(todo)
-        computed = _run_columns(ex, todo, src, model_spec, out, run.params, progress=progress, on_chunk=on_chunk,
-                                skipped=skipped, n_total=done.size)
-    finally:
-        ex.close()
+    with _claimed_output(out, resume, force, (source, model)):
+        src = _source_of(source, factor, voxel_size)
+        local = isinstance(scheduler, str) and scheduler == "threads"
+        ex = make_executor(scheduler, workers, timeout)  # first: fail fast on a bad address
+        try:
+            model_spec, model = _model_spec(model, backend, weights, local)
+            run = _plan_run(src, model, model_spec, ex, budget, local=local, out=out, chunks=chunks, resume=resume,
+                            normalization=normalization, fusion=fusion, passes=passes, batch_size=batch_size)
+            done = _open_output(out, resume, run.meta, run.n_blocks, run.voxel_size, ngff)
+            todo = _columns(src.shape, *run.meta["chunks"], run.halo, done)
+            skipped = done.size - len(todo)
+            computed = _run_columns(ex, todo, src, model_spec, out, run.params, progress=progress,
+                                    on_chunk=on_chunk, skipped=skipped, n_total=done.size)
+        finally:
+            ex.close()
     seconds = time.perf_counter() - t0
     n_out, Y, X = run.meta["shape_out"]
     return {"out": str(out), "shape_out": [n_out, Y, X], "factor": run.meta["factor"],
@@ -523,7 +553,9 @@ def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks
     _check_memory(mem, model, n_out, cy, cx, halo, border, batch_size, ex.workers)
     meta = {"shape_in": [Z, Y, X], "shape_out": [n_out, Y, X], "factor": f, "low": lo, "high": hi,
             "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": model.config.arch,
-            "border": list(border), "model": str(model.path) if model.path else None}
+            "border": list(border), "model": str(model.path) if model.path else None,
+            "model_fingerprint": model_fingerprint(model), "input": src.path,
+            "input_fingerprint": volume_fingerprint(_open_source(src.spec), src.shape)}
     params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
               "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
     voxel = None if src.voxel_size is None else (src.voxel_size[0] / f, *src.voxel_size[1:])

@@ -148,6 +148,9 @@ class Config:
         The training volume (path or description).
     voxel_size : list of float or None
         ``(dz, dy, dx)`` of the training volume, if calibrated.
+    train_fingerprint : dict or None
+        ``shape``, ``dtype`` and ``sha256`` of the training volume (see
+        :func:`isonet_ij.fingerprints.array_fingerprint`): ``--resume`` refuses another volume.
     versions : dict
         Library versions at training time.
     format_version : int
@@ -179,6 +182,7 @@ class Config:
     seed: int = 0
     train_input: str = ""
     voxel_size: list = None
+    train_fingerprint: dict = None
     versions: dict = field(default_factory=versions)
     format_version: int = FORMAT_VERSION
 

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import UNITS_UM
 from .volume_io import RegionVolume
 
 __all__ = ["is_zarr", "open_zarr_volume", "create_ome_zarr", "write_ome_zarr", "ZarrVolume"]
-
-_UNITS = {"micrometer": 1.0, "micron": 1.0, "um": 1.0, "µm": 1.0, "nanometer": 1e-3, "nm": 1e-3,
-          "millimeter": 1e3, "mm": 1e3, "meter": 1e6, "m": 1e6, "angstrom": 1e-4}
 
 
 def is_zarr(path) -> bool:
@@ -113,7 +111,7 @@ def open_zarr_volume(path, *, dataset: str | None = None) -> ZarrVolume:
             sp = [axes.index(a) for a in "zyx" if a in axes]
             has_scale = any(t.get("type") == "scale" for t in d0.get("coordinateTransformations") or ())
             if len(sp) == 3 and has_scale:
-                conv = [_UNITS.get(str(units[i]).lower(), 1.0) if units[i] else 1.0 for i in sp]
+                conv = [UNITS_UM.get(str(units[i]).lower(), 1.0) if units[i] else 1.0 for i in sp]
                 voxel = tuple(float(scale[i] * c) for i, c in zip(sp, conv))
     n = arr.ndim
     if axes is None:

@@ -16,6 +16,7 @@ The model's ``net`` is always a :class:`isonet_ij.backends.Backend` (the plane n
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -32,9 +33,11 @@ from .artifacts import (
     read_package_config,
     read_package_rdf,
     safe_extract,
+    verify_package_files,
 )
 from .backends import BACKENDS, Backend, OnnxBackend, TensorFlowBackend, default_backend
 from .config import WEIGHTS_BEST, WEIGHTS_LAST, Config, ModelDirError, load_psf_file, read_config
+from .locks import remove_stale
 
 __all__ = ["IsoNetModel", "load_model", "load_model_cached", "cached_models", "model_from_keras", "WEIGHTS"]
 
@@ -136,6 +139,7 @@ def _package_psf(folder: Path):
 def _package_backend(folder: Path, source: Path, backend: str, threads) -> Backend:
     """The plane network of an extracted bioimage.io package on ``backend``."""
     rdf = read_package_rdf(folder)
+    verify_package_files(rdf, folder, source)
     config = read_package_config(folder)
     psf = _package_psf(folder)
     fmt, other = ("onnx", "tensorflow") if backend == "onnx" else ("keras_v3", "onnx")
@@ -149,15 +153,25 @@ def _package_backend(folder: Path, source: Path, backend: str, threads) -> Backe
     return TensorFlowBackend(load_keras_safe(w), config, psf=psf, source=str(source), nchw=True)
 
 
+#: Extraction folders ``isonet_pkg_<pid>_*`` of dead processes older than this are removed.
+STALE_PACKAGE_S = 600.0
+
+
 def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoNetModel:
-    """A bioimage.io package, zipped or extracted; a zip is extracted, read, then removed."""
+    """A bioimage.io package, zipped or extracted; a zip is extracted, read, then removed.
+
+    The temporary folder carries this process's id (``isonet_pkg_<pid>_*``); the folders
+    of processes killed while loading are removed by the next load.
+    """
     import shutil
     import tempfile
 
     created = None
     folder = path
+    if kind == "zip" and workdir is None:
+        remove_stale(tempfile.gettempdir(), "isonet_pkg_", min_age_s=STALE_PACKAGE_S)
     if kind == "zip":
-        folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="isonet_pkg_"))
+        folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix=f"isonet_pkg_{os.getpid()}_"))
         created = None if workdir is not None else folder
     try:
         if kind == "zip":

@@ -536,6 +536,9 @@ def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weigh
     if fmt not in FORMATS:
         msg = f"`format` must be one of {FORMATS}, got {fmt!r}"
         raise ValueError(msg)
+    from .volume_io import check_not_input
+
+    check_not_input(path, [model_dir if isinstance(model_dir, (str, Path)) else None, sample])
     tm = keras_model(model_dir, weights)
     if fmt == "onnx":
         return export_onnx(tm, path, force=force, **kw)

@@ -26,6 +26,8 @@ import numpy as np
 
 from . import checkpoints, pairs
 from .config import WEIGHTS_BEST, Config, read_config, save_psf, write_config
+from .fingerprints import array_fingerprint
+from .locks import exclusive_output
 from .model import IsoNetModel, model_from_keras
 from .volume_io import as_volume3d
 
@@ -280,11 +282,23 @@ def train(
     t_start = time.monotonic()
     budget = parse_duration(time_budget) if time_budget is not None else None
     vol = as_volume3d(volume, hint_2d="a 2D image has no axial planes")
-    model_dir = Path(model_dir) if model_dir is not None else None
+    if model_dir is None:
+        return _train(vol, config, psf, None, t_start, budget, resume=resume, force=force, progress=progress,
+                      threads=threads)
+    model_dir = Path(model_dir)
+    with exclusive_output(model_dir, what="model folder"):
+        return _train(vol, config, psf, model_dir, t_start, budget, resume=resume, force=force, progress=progress,
+                      threads=threads)
+
+
+def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, resume, force, progress,
+           threads) -> TrainResult:
+    """:func:`train` once ``model_dir`` (if any) is claimed."""
     resuming = False
     if model_dir is not None:
         resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
     config, psf = _checked_config(config, psf, model_dir if resuming else None)
+    _check_same_input(config, vol, model_dir if resuming else None)
     sampler = _prepare_pairs(vol, config, psf, resuming=resuming)
     net, opt = _build_network(config, threads)
     loop = _EpochLoop(config, sampler, net, opt, model_dir, t_start=t_start, budget=budget)
@@ -304,6 +318,21 @@ def train(
         loop.best_epoch, loop.val_psnr_input,
     )
     return TrainResult(model, loop.history, stop_reason, loop.step_kind)
+
+
+def _check_same_input(config: Config, vol: np.ndarray, resume_dir: Path | None) -> None:
+    """Store the training volume's fingerprint; a resumed run must train on the same volume."""
+    fp = array_fingerprint(vol)
+    stored = config.train_fingerprint
+    if resume_dir is not None and stored is not None and stored != fp:
+        what = [k for k in ("shape", "dtype", "sha256") if stored.get(k) != fp[k]]
+        desc = {"shape": f"shape {tuple(fp['shape'])} (was {tuple(stored.get('shape') or ())})",
+                "dtype": f"dtype {fp['dtype']} (was {stored.get('dtype')})", "sha256": "voxel values"}
+        msg = (f"cannot resume {str(resume_dir)!r}: it was started on another volume "
+               f"({config.train_input or 'unknown input'}); this one differs in {', '.join(desc[k] for k in what)}. "
+               "Train into a new model folder (another -o), or drop --resume and pass --force to start over")
+        raise ValueError(msg)
+    config.train_fingerprint = fp
 
 
 def _checked_config(config: Config, psf, resume_dir: Path | None):

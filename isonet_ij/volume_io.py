@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .calibration import ome_calibration, to_um
+
 __all__ = [
     "RegionVolume",
     "LazyTiffVolume",
@@ -30,6 +32,7 @@ __all__ = [
     "write_json",
     "atomic_path",
     "check_output_path",
+    "check_not_input",
     "normalize_voxel_size",
     "available_memory",
     "as_volume3d",
@@ -192,8 +195,26 @@ def _check_complete(tif: tifffile.TiffFile, series, path: Path) -> None:
             raise tifffile.TiffFileError(msg)
 
 
+def _check_labelled(shape, axes: str, path: Path) -> None:
+    """Refuse 4D+ data whose extra axes the file does not name (tifffile's Q / I / planar S)."""
+    unlabelled = sum(a in "QI" for a in axes) + (1 if "S" in axes[:-1] else 0)
+    if len(shape) < 4 or unlabelled < 2 and not ("S" in axes[:-1] and "Q" in axes):
+        return
+    lead = " x ".join(str(n) for n in shape[:-2])
+    msg = (f"{str(path)!r} holds {len(shape)}D data {tuple(shape)} without axes labels: the {lead} could be "
+           f"{' or '.join(_readings(len(shape) - 2))}; save it with ImageJ hyperstack axes (Fiji: Image > "
+           "Hyperstacks > Stack to Hyperstack; tifffile: imwrite(..., imagej=True, metadata={'axes': 'ZCYX'}))")
+    raise VolumeError(msg)
+
+
+def _readings(n_lead: int) -> list[str]:
+    """The axes an unlabelled stack with ``n_lead`` leading axes could have (before YX)."""
+    return {2: ["ZC (z slices x channels)", "CZ", "TZ (time points x z slices)"]}.get(n_lead, ["TZC", "TCZ", "ZCT"])
+
+
 def _canonical_axes(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str]:
     """Map tifffile's axes to a subset of ``TZCYX`` in that order; reject 2D images."""
+    _check_labelled(data.shape, axes, path)
     # tifffile names an unlabelled leading axis 'Q' (or 'I'); ImageJ stacks are Z.
     axes = axes.replace("Q", "Z").replace("I", "Z")
     if "S" in axes:
@@ -221,51 +242,39 @@ def _canonical_axes(data: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray
 
 
 def _read_calibration(tif: tifffile.TiffFile, axes: str):
-    """Return ``((dz, dy, dx) or None, unit)`` from OME or ImageJ metadata."""
+    """Return ``((dz, dy, dx) or None, unit)`` from OME or ImageJ metadata, in um when known.
+
+    A file is calibrated when it names a length unit (ImageJ ``unit``) or has resolution
+    tags other than 1 pixel per unit: 1.0 um pixels with ``unit=micron`` are calibrated,
+    as in ImageJ's ``Calibration.scaled()``.
+    """
     if tif.is_ome and tif.ome_metadata:
-        cal = _ome_calibration(tif.ome_metadata)
+        cal = ome_calibration(tif.ome_metadata)
         if cal is not None:
             return cal
     page = tif.pages.first
     ij = tif.imagej_metadata or {}
-    dx = _resolution_to_size(page.tags.get("XResolution"))
-    dy = _resolution_to_size(page.tags.get("YResolution"))
+    unit = str(ij.get("unit") or "pixel")
+    named = unit.lower() not in ("pixel", "pixels", "")
+    dx = _resolution_to_size(page.tags.get("XResolution"), named)
+    dy = _resolution_to_size(page.tags.get("YResolution"), named)
     dz = ij.get("spacing")
-    unit = ij.get("unit", "pixel")
-    unit = {"micron": "um", "\\u00B5m": "um", "µm": "um", "microns": "um"}.get(unit, unit)
     if dx is None or dz is None:
         # Without an explicit z spacing the file has no usable 3D calibration.
-        return None, unit if dx is not None else "pixel"
+        return None, to_um((), unit)[1] if dx is not None else "pixel"
     dy = dy if dy is not None else dx
-    return (float(dz), float(dy), float(dx)), unit
+    return to_um((dz, dy, dx), unit)
 
 
-def _resolution_to_size(tag) -> float | None:
+def _resolution_to_size(tag, named_unit: bool = False) -> float | None:
+    """Pixel size of a resolution tag; 1 pixel per unit counts only with a named unit."""
     if tag is None:
         return None
     num, den = tag.value
     if num == 0:
         return None
     size = den / num
-    return None if size == 1.0 else float(size)
-
-
-def _ome_calibration(ome_xml: str):
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(ome_xml)
-    except ET.ParseError:
-        return None
-    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
-    if pixels is None:
-        return None
-    sizes = [pixels.get(f"PhysicalSize{a}") for a in "ZYX"]
-    if any(s is None for s in sizes):
-        return None
-    unit = pixels.get("PhysicalSizeXUnit", "µm")
-    unit = "um" if unit in ("µm", "um", "micron") else unit
-    return tuple(float(s) for s in sizes), unit
+    return None if (size == 1.0 and not named_unit) else float(size)
 
 
 def _read_info(tif: tifffile.TiffFile) -> dict:
@@ -282,16 +291,42 @@ def _read_info(tif: tifffile.TiffFile) -> dict:
 # --------------------------------------------------------------------------- writing
 
 
-def check_output_path(path, *, force: bool = False, inputs=()) -> Path:
-    """Refuse to write onto an input or onto an existing file unless ``force``.
+def _resolved(path) -> Path:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return Path(path).absolute()
+
+
+def check_not_input(path, inputs=(), *, what: str = "output") -> Path:
+    """Refuse an output that is one of ``inputs``, lies inside one (a model or zarr folder)
+    or holds one (a folder that would be replaced). Paths are compared resolved.
 
     Returns the path as a ``Path``; creates nothing.
     """
     path = Path(path)
+    out = _resolved(path)
     for inp in inputs:
-        if inp is not None and Path(inp).exists() and path.exists() and path.samefile(inp):
-            msg = f"output {str(path)!r} is the input file; choose another output path"
+        if inp is None:
+            continue
+        src = _resolved(inp)
+        same = out == src or (path.exists() and Path(inp).exists() and path.samefile(inp))
+        if same or src in out.parents or out in src.parents:
+            how = ("is the input " + ("folder" if src.is_dir() else "file") if same
+                   else "lies inside the input" if src in out.parents else "holds the input")
+            msg = (f"{what} {str(path)!r} {how} {str(inp)!r}; an output never replaces its inputs: "
+                   "choose another output path")
             raise FileExistsError(msg)
+    return path
+
+
+def check_output_path(path, *, force: bool = False, inputs=()) -> Path:
+    """Refuse to write onto (or into) an input, or onto an existing file unless ``force``.
+
+    ``inputs`` are files or folders (a model directory, a zarr store) the computation
+    reads; see :func:`check_not_input`. Returns the path as a ``Path``; creates nothing.
+    """
+    path = check_not_input(path, inputs)
     if path.exists() and not force:
         msg = f"output {str(path)!r} exists; choose another path or pass --force to replace it"
         raise FileExistsError(msg)
@@ -301,15 +336,25 @@ def check_output_path(path, *, force: bool = False, inputs=()) -> Path:
     return path
 
 
+#: Temporary files of :func:`atomic_path` left by a killed writer are removed after this.
+STALE_PART_S = 60.0
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, force: bool = False, inputs=()):
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. The
+    temporary file is ``.NAME.<pid>.<random>.part``: a process killed while writing
+    leaves it behind, and the next write to the same target removes the ones of dead
+    processes (older than :data:`STALE_PART_S`).
     """
+    from .locks import remove_stale
+
     path = check_output_path(path, force=force, inputs=inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    remove_stale(path.parent, f".{path.name}.", min_age_s=STALE_PART_S, suffix=".part")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     # mkstemp creates 0600; give the file the mode a plain open() would (0666 & ~umask).

@@ -116,11 +116,12 @@ def cmd_restore(args) -> int:
 
     if is_zarr(args.output):
         return _restore_chunked(args)
-    out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
+    out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input, args.model])
     max_memory = parse_memory(args.max_memory or "1G")
     vol = _zarr_in_memory(args) if is_zarr(args.input) else vio.read_volume(args.input)
     set_threads(args.threads)
     tm = load_model(args.model, backend=args.backend, weights=args.weights, threads=args.threads)
+    wf.check_not_restored(vol.metadata, args.factor, calibrated=vol.voxel_size is not None, what=str(args.input))
     factor, source = wf.resolve_factor(args.factor, vol.voxel_size, fallback=tm.config.factor,
                                        what=str(args.input))
     res = wf.restore_volume(
@@ -132,7 +133,7 @@ def cmd_restore(args) -> int:
     result = wf.convert_dtype(res.data, args.dtype, vol.data.dtype)
     vs, unit = wf.isotropic_voxel_size(vol.voxel_size, vol.unit)
     vio.write_volume(out_path, result, voxel_size=vs, unit=unit, axes=vol.axes,
-                     metadata=res.provenance, force=args.force, inputs=[args.input])
+                     metadata=res.provenance, force=args.force, inputs=[args.input, args.model])
     cons, cons_bic = res.consistency
     summary = {
         "output": str(out_path), "shape": list(result.shape), "axes": vol.axes, "factor": factor,

@@ -72,6 +72,12 @@ def zyx_of(vol, channel, timepoint, path):
     return data
 
 
+def _given_pair_settings(v: dict) -> dict:
+    """The options that define the training pairs, None where left at the CLI's default."""
+    return {k: (v[k] if v[k] != TRAIN_SETTINGS[k].cli_value else None)
+            for k in ("factor", "psf", "arch", "mode", "patch_size")}
+
+
 def cmd_train(args) -> int:
     from .. import workflow as wf
 
@@ -83,13 +89,17 @@ def cmd_train(args) -> int:
     if out.exists() and not out.is_dir():
         msg = f"-o {str(out)!r} is a file; give a model directory"
         raise FileExistsError(msg)
+    from ..checkpoints import MODEL_FILES
+
+    for name in MODEL_FILES:  # --force replaces these: never the training input
+        vio.check_not_input(out / name, [args.input])
     v = values_from_args(args, TRAIN_SETTINGS, OPTIONS)
     budget = parse_duration(v["time_budget"]) if v["time_budget"] else None
     vol = vio.read_volume(args.input)
     data = zyx_of(vol, v["channel"], v["timepoint"], args.input)
     h = None
     if v["resume"]:
-        cfg = wf.resume_config(out, epochs=v["epochs"])
+        cfg = wf.resume_config(out, epochs=v["epochs"], given=_given_pair_settings(v))
     else:
         factor, _ = wf.resolve_factor(v["factor"], vol.voxel_size, what=str(args.input))
         spec, h, psf_info = wf.resolve_psf(v["psf"], data, factor, vol.voxel_size, v["mode"])

@@ -24,7 +24,7 @@ from ._options import CONFIG_DEFAULTS, PSF_HELP, RESTORE_DEFAULTS, Setting, add_
 from ._options import RESTORE as RESTORE_SETTINGS
 from ._options import TRAIN as TRAIN_SETTINGS
 from ._psf import is_auto_psf, read_psf_file, resolve_psf
-from ._restore import Restored, convert_dtype, restore_volume
+from ._restore import Restored, check_not_restored, convert_dtype, restore_volume
 from ._score import score_volumes
 from ._train import patch_size_for, resume_config, train_volume, training_config, training_summary
 
@@ -32,6 +32,6 @@ __all__ = [
     "CLI_WORDS", "IMAGEJ_WORDS", "Words", "quiet_tensorflow", "resolve_factor", "provenance",
     "isotropic_voxel_size", "Setting", "TRAIN_SETTINGS", "RESTORE_SETTINGS", "CONFIG_DEFAULTS",
     "RESTORE_DEFAULTS", "PSF_HELP", "add_arguments", "values_from_args", "is_auto_psf", "read_psf_file",
-    "resolve_psf", "Restored", "restore_volume", "convert_dtype", "score_volumes",
+    "resolve_psf", "Restored", "restore_volume", "check_not_restored", "convert_dtype", "score_volumes",
     "patch_size_for", "training_config", "resume_config", "train_volume", "training_summary",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ._common import provenance
 
-__all__ = ["Restored", "restore_volume", "convert_dtype"]
+__all__ = ["Restored", "restore_volume", "convert_dtype", "check_not_restored"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,35 @@ class Restored:
         """Self-consistency PSNR of the restoration and of bicubic, one per volume (None: not computed)."""
         cons = [i.get("consistency", {}).get("psnr") for i in self.infos]
         return cons, [i.get("consistency", {}).get("psnr_bicubic") for i in self.infos]
+
+
+def check_not_restored(metadata, factor, *, calibrated: bool, what: str, words=None) -> None:
+    """Refuse to restore an uncalibrated isonet restoration again with the model's factor.
+
+    The output of a restoration is isotropic; without a calibration (an uncalibrated input
+    gives an uncalibrated output) the model's factor would silently be applied a second
+    time. ``metadata``: the image's Info (dict or JSON text). An explicit ``factor`` is used.
+    """
+    import json
+
+    from ._common import CLI_WORDS
+
+    if factor or calibrated:
+        return
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return
+    if not isinstance(metadata, dict) or not metadata.get("z_grid"):
+        return
+    if not str(metadata.get("software", "")).startswith("isonet-ij"):
+        return
+    words = words or CLI_WORDS
+    msg = (f"{what!r} is already an isotropic restoration (by {metadata.get('command', 'isonet')}, factor "
+           f"{metadata.get('factor')}) and has no calibration: restoring it again would apply the model's "
+           f"factor a second time; restore the acquired stack, or give {words.example('factor', 'F')} to do it anyway")
+    raise ValueError(msg)
 
 
 def restore_volume(data, axes: str, model, *, factor: float, factor_source: str = "option",

@@ -55,12 +55,37 @@ def training_config(shape, factor, *, psf: str = "", psf_info=None, patch_size=N
     ).validate()
 
 
-def resume_config(model_dir, *, epochs=None):
-    """The stored Config of an interrupted run; ``epochs`` (when given) is the new total."""
+def resume_config(model_dir, *, epochs=None, given=None, words=None):
+    """The stored Config of an interrupted run; ``epochs`` (when given) is the new total.
+
+    ``given``: the settings that define the training pairs as the user set them (``factor``,
+    ``psf``, ``arch``, ``mode``, ``patch_size``; None: not set). One that differs from the
+    stored run's is an error: a resumed run keeps the pairs it was started with.
+    """
     from ..config import read_config
 
     cfg = read_config(Path(model_dir))
+    diff = [f"{_opt(k, words)} {v} (the model's: {getattr(cfg, k)})" for k, v in (given or {}).items()
+            if v is not None and _differs(k, v, getattr(cfg, k))]
+    if diff:
+        msg = (f"cannot resume {str(model_dir)!r} with other training settings: {', '.join(diff)}; "
+               "resume without them (the stored ones are used), or train into a new model folder (another -o)")
+        raise ValueError(msg)
     return cfg if epochs is None else cfg.replace(epochs=int(epochs))
+
+
+def _opt(name: str, words) -> str:
+    flag = {"patch_size": "patch", "factor": "factor", "psf": "psf", "arch": "arch", "mode": "mode"}[name]
+    return words.opt(flag) if words is not None else f"--{flag}"
+
+
+def _differs(name: str, given, stored) -> bool:
+    if name == "factor":
+        return abs(float(given) - float(stored)) > 1e-6 * float(stored)
+    if name == "psf":
+        given = str(given).strip()
+        return bool(given) and given.lower() != "auto" and given.replace(" ", "") != str(stored).replace(" ", "")
+    return given != stored
 
 
 def training_summary(result, model_dir, *, seconds=None) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from ...workflow import RESTORE_DEFAULTS, quiet_tensorflow, restore_volume
+from ...workflow import IMAGEJ_WORDS, RESTORE_DEFAULTS, check_not_restored, quiet_tensorflow, restore_volume
 from ..convert import ImageError, array_to_imageplus, imageplus_to_volume
-from ._common import check_stack, derived_title, factor_of, load_model_cached
+from ._common import as_image_error, check_stack, derived_title, factor_of, load_model_cached
 
 __all__ = ["restore_imageplus", "check_restore_memory", "restore_memory_need"]
 
@@ -146,6 +146,9 @@ def restore_imageplus(
             msg = "no model folder given: model=[/path/to/model] (the folder written by IsoNet Train)"
             raise ImageError(msg)
         tm = load_model_cached(model, weights=weights)
+    with as_image_error():
+        check_not_restored(imp.getProperty("Info"), factor, calibrated=bool(imp.getCalibration().scaled()),
+                           what=str(imp.getTitle()), words=IMAGEJ_WORDS)
     f, source = factor_of(imp, factor, fallback=tm.config.factor)
     if source == "model":
         log.info("%s has no calibration; using the model's factor %g", imp.getTitle(), f)
