@@ -6,6 +6,7 @@
 #@ String (label="Weights", choices={"best", "last"}, value="best") weights
 #@ String (label="Memory budget of inference", value="1G") memory
 #@ Integer (label="Batch size (tiles per network call)", value=8, min=1) batch
+#@ String (label="Precision", choices={"fp32", "int8", "auto"}, value="fp32") precision
 #@output ImagePlus restored
 
 # IsoNet Restore (Fiji script command, Python mode): restore isotropic resolution of the
@@ -26,4 +27,5 @@ with script_errors("IsoNet Restore"):
         weights=str(weights),
         max_memory=str(memory),
         batch_size=int(batch),
+        precision=str(precision),
     )

@@ -69,6 +69,7 @@ class Backend:
         self.psf = psf
         self.source = source
         self.weights = "exported"  # or the checkpoint ("best"/"last") of a model directory
+        self.precision = "fp32"  # "int8" for a statically quantized graph (isonet_ij.quantization)
 
     def predict_batch(self, x: np.ndarray) -> np.ndarray:
         """(B, H, W, 1) float32 -> (B, H, W, 1) float32: one fixed-shape batch of tiles.
@@ -211,6 +212,7 @@ class OnnxBackend(Backend):
             raise ArtifactError(msg) from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        self.graph_bytes = bytes(model_bytes)  # the serialized graph (quantization reads it)
 
     def predict_nchw(self, x):
         x = np.ascontiguousarray(x, dtype=np.float32)

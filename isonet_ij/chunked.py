@@ -59,6 +59,7 @@ from . import grid, pairs
 from .locks import exclusive_output
 from .fingerprints import model_fingerprint, volume_fingerprint
 from .model import IsoNetModel, load_model, load_model_cached
+from .quantization import with_precision
 from .restoration import check_options, check_volume, region_plan, resolve_normalization, restore_region
 from .scheduling import (
     SchedulerError,
@@ -85,7 +86,7 @@ DONE = "isonet_done"
 ATTR = "isonet_chunked"
 #: Parameters a resumed run must share with the run that started the output.
 RESUME_KEYS = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border",
-               "model_fingerprint", "input_fingerprint")
+               "model_fingerprint", "input_fingerprint", "precision")
 #: How a resume mismatch names the fingerprints.
 _KEY_WORDS = {"model_fingerprint": "model (config or weights)", "input_fingerprint": "input data"}
 
@@ -442,7 +443,7 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
                     progress: bool = False, normalization="volume", fusion: str | None = None,
                     passes=("xz", "yz"), batch_size: int = 8, backend: str | None = None,
                     weights: str = "best", ngff: str = "0.4", timeout: float = 5.0, on_chunk=None,
-                    voxel_size=None) -> dict:
+                    voxel_size=None, precision: str = "fp32") -> dict:
     """Restore a (Z, Y, X) volume chunk by chunk into an OME-Zarr store.
 
     Parameters
@@ -499,11 +500,12 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
         try:
             model_spec, model = _model_spec(model, backend, weights, local)
             run = _plan_run(src, model, model_spec, ex, budget, local=local, out=out, chunks=chunks, resume=resume,
-                            normalization=normalization, fusion=fusion, passes=passes, batch_size=batch_size)
+                            normalization=normalization, fusion=fusion, passes=passes, batch_size=batch_size,
+                            precision=precision)
             done = _open_output(out, resume, run.meta, run.n_blocks, run.voxel_size, ngff)
             todo = _columns(src.shape, *run.meta["chunks"], run.halo, done)
             skipped = done.size - len(todo)
-            computed = _run_columns(ex, todo, src, model_spec, out, run.params, progress=progress,
+            computed = _run_columns(ex, todo, src, run.model_spec, out, run.params, progress=progress,
                                     on_chunk=on_chunk, skipped=skipped, n_total=done.size)
         finally:
             ex.close()
@@ -512,7 +514,7 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
     return {"out": str(out), "shape_out": [n_out, Y, X], "factor": run.meta["factor"],
             "normalization": {"low": run.meta["low"], "high": run.meta["high"]}, "chunks": run.meta["chunks"],
             "n_chunks": done.size, "computed": computed, "skipped": skipped, "voxel_size": run.voxel_size,
-            "seconds": seconds, "memory": run.memory_report(ex.workers),
+            "seconds": seconds, "memory": run.memory_report(ex.workers), "precision": run.precision,
             "voxels_per_second": n_out * Y * X / max(seconds, 1e-9)}
 
 
@@ -525,6 +527,8 @@ class _RunPlan:
     mem: _MemoryPlan
     halo: int
     voxel_size: tuple | None
+    model_spec: tuple
+    precision: dict
 
     @property
     def n_blocks(self) -> tuple[int, int]:
@@ -539,14 +543,18 @@ class _RunPlan:
 
 
 def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks, resume, normalization, fusion,
-              passes, batch_size) -> _RunPlan:
-    """Options, normalization, memory plan and column size of a run (nothing written yet)."""
-    f, fusion, passes = check_options(model, src.factor, fusion, passes)
+              passes, batch_size, precision) -> _RunPlan:
+    """Options, normalization, precision, memory plan and column size of a run (nothing written yet)."""
+    f, fusion, passes = check_options(model, src.factor, fusion, passes, precision)
     Z, Y, X = src.shape
     n_out = grid.n_output_slices(Z, f)
     halo = halo_of(model.config.arch)
     border = default_border(f)  # the in-memory restoration's, so both give the same result
     (lo, hi), constant = _normalization_of(src, ex, model.config, normalization)
+    # the in-memory restoration's quantization (same calibration planes), sent to the workers
+    model, prec = with_precision(model, precision, _open_source(src.spec), f, lo, hi, border=border)
+    if prec["precision"] == "int8":
+        model_spec = ("obj", model) if local else ("path", str(model.path), "onnx", "best")
     mem = _memory_plan(ex, model_spec, src, budget, local)
     cy, cx = _column_size(chunks, out, resume, n_out, src.shape, halo, int(mem.share * BLOCK_SHARE))
     mem.need, mem.inference = block_bytes(n_out, Z, cy, cx, halo), int(mem.share * INFERENCE_SHARE)
@@ -555,11 +563,12 @@ def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks
             "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": model.config.arch,
             "border": list(border), "model": str(model.path) if model.path else None,
             "model_fingerprint": model_fingerprint(model), "input": src.path,
-            "input_fingerprint": volume_fingerprint(_open_source(src.spec), src.shape)}
+            "input_fingerprint": volume_fingerprint(_open_source(src.spec), src.shape),
+            "precision": prec["precision"]}
     params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
               "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
     voxel = None if src.voxel_size is None else (src.voxel_size[0] / f, *src.voxel_size[1:])
-    return _RunPlan(meta, params, mem, halo, voxel)
+    return _RunPlan(meta, params, mem, halo, voxel, model_spec, prec)
 
 
 def _memory_plan(ex, model_spec, src: _Source, budget: int, local: bool) -> _MemoryPlan:

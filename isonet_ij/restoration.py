@@ -49,6 +49,7 @@ from . import grid, pairs
 from .config import FUSIONS
 from .consistency import self_consistency
 from .model import IsoNetModel, load_model
+from .quantization import PRECISIONS, with_precision
 from .tiling import DEFAULT_BATCH, DEFAULT_MAX_MEMORY, border_pair, default_border, parse_memory, plan_tiles, plane_layout
 from .volume_io import as_volume3d
 
@@ -164,8 +165,11 @@ def check_volume(volume, name="volume") -> np.ndarray:
     return vol
 
 
-def check_options(model: IsoNetModel, factor, fusion, passes) -> tuple[float, str, tuple]:
-    """Validated ``(factor, fusion, passes)`` of a restoration; defaults from the model."""
+def check_options(model: IsoNetModel, factor, fusion, passes, precision="fp32") -> tuple[float, str, tuple]:
+    """Validated ``(factor, fusion, passes)`` of a restoration (and ``precision``); defaults from the model."""
+    if precision not in PRECISIONS:
+        msg = f"`precision` must be one of {PRECISIONS}, got {precision!r}"
+        raise ValueError(msg)
     cfg = model.config
     f = grid.check_factor(cfg.factor if factor is None else factor)
     if abs(f - cfg.factor) > 0.02 * cfg.factor:
@@ -339,7 +343,8 @@ def restore(volume, model, **options) -> np.ndarray:
 
 def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, normalization="volume",
                       batch_size: int = DEFAULT_BATCH, max_memory=DEFAULT_MAX_MEMORY, passes=PASSES,
-                      consistency: bool = False, progress: bool = False, weights: str = "best", border=None) -> Restoration:
+                      consistency: bool = False, progress: bool = False, weights: str = "best", border=None,
+                      precision: str = "fp32") -> Restoration:
     """Restore isotropic resolution of a (Z, Y, X) volume; the volume and what was done.
 
     Parameters
@@ -370,9 +375,10 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     weights : {"best", "last"}
         When ``model`` is a model directory.
     border : int or (int, int), optional
-        Reflected margin (pixels, multiples of 4; rows = z, cols = x or y) around each
-        plane before the network's own zero padding. Default
-        :func:`isonet_ij.tiling.default_border` of the factor.
+        Reflected margin (pixels, multiples of 4; rows = z, cols = x or y) around each plane
+        before the network's zero padding; default :func:`isonet_ij.tiling.default_border`.
+    precision : {"fp32", "int8", "auto"}
+        The network's arithmetic (:mod:`isonet_ij.quantization`); ``info["precision"]``.
 
     Returns
     -------
@@ -388,7 +394,7 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     t0 = time.perf_counter()
     vol = check_volume(volume)
     model = load_model(model, weights=weights)
-    f, fusion, passes = check_options(model, factor, fusion, passes)
+    f, fusion, passes = check_options(model, factor, fusion, passes, precision)
     lo, hi = resolve_normalization(vol, model.config, normalization)
     Z, Y, X = vol.shape
     n_out = grid.n_output_slices(Z, f)
@@ -399,6 +405,7 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
         info.update(plan=None, seconds=time.perf_counter() - t0, constant=True)
         return Restoration(np.full((n_out, Y, X), vmin, np.float32), info)
     border = default_border(f) if border is None else border
+    model, info["precision"] = with_precision(model, precision, vol, f, lo, hi, border=border)
     plan = region_plan(n_out, Y, X, model.config.arch, passes=passes, batch_size=batch_size,
                        max_memory=max_memory, border=border)
     info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}

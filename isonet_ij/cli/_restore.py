@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     add_arguments(p, RESTORE_SETTINGS, ("factor", "fusion", "normalization", "batch_size", "max_memory"))
     p.add_argument("--dtype", choices=("float32", "input"), default="float32",
                    help="output type: float32 (default) or the input's (clipped, rounded)")
-    add_arguments(p, RESTORE_SETTINGS, ("weights",))
+    add_arguments(p, RESTORE_SETTINGS, ("weights", "precision"))
     p.add_argument("--no-consistency", action="store_true", help="skip the self-consistency score")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
     p.add_argument("--force", action="store_true", help="replace an existing output")
@@ -92,7 +92,8 @@ def _restore_chunked(args) -> int:
                            scheduler=args.scheduler, workers=args.workers, resume=args.resume,
                            force=args.force, max_memory=args.max_memory,
                            progress=True, normalization=args.normalization, fusion=args.fusion,
-                           batch_size=args.batch, backend=args.backend, weights=args.weights)
+                           batch_size=args.batch, backend=args.backend, weights=args.weights,
+                           precision=args.precision)
     print(f"wrote {info['out']} {info['shape_out']} ({len(info['computed'])} chunks computed, "
           f"{info['skipped']} resumed)")
     return 0
@@ -129,6 +130,7 @@ def cmd_restore(args) -> int:
         input=str(Path(args.input).resolve()), model_path=Path(args.model).resolve(),
         fusion=args.fusion, normalization=args.normalization, batch_size=args.batch,
         max_memory=max_memory, consistency=not args.no_consistency, progress=True,
+        precision=args.precision,
     )
     result = wf.convert_dtype(res.data, args.dtype, vol.data.dtype)
     vs, unit = wf.isotropic_voxel_size(vol.voxel_size, vol.unit)
@@ -137,7 +139,8 @@ def cmd_restore(args) -> int:
     cons, cons_bic = res.consistency
     summary = {
         "output": str(out_path), "shape": list(result.shape), "axes": vol.axes, "factor": factor,
-        "seconds": res.seconds, "self_consistency_psnr_db": _one_or_all(cons),
+        "seconds": res.seconds, "precision": res.provenance["precision"]["precision"],
+        "self_consistency_psnr_db": _one_or_all(cons),
         "self_consistency_bicubic_psnr_db": _one_or_all(cons_bic),
     }
     print(json.dumps(summary, indent=2, default=lambda o: float(o) if isinstance(o, np.floating) else str(o)))

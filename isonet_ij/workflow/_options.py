@@ -30,7 +30,7 @@ CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)
                    if f.default is not dataclasses.MISSING}
 #: Defaults of :func:`isonet_ij.restoration.restore_with_info` that the interfaces expose.
 RESTORE_DEFAULTS = {"factor": None, "fusion": None, "normalization": "volume",
-                    "batch_size": DEFAULT_BATCH, "max_memory": "1G", "weights": "best"}
+                    "batch_size": DEFAULT_BATCH, "max_memory": "1G", "weights": "best", "precision": "fp32"}
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,11 @@ RESTORE = {s.name: s for s in (
     _s("weights", str, RESTORE_DEFAULTS["weights"], "checkpoint (default best)", ("best", "last"),
        "--weights", key="weights", label="weights",
        ij_help="checkpoint: best validation or last epoch"),
+    _s("precision", str, RESTORE_DEFAULTS["precision"],
+       "network arithmetic: fp32 (default), int8 (onnxruntime, calibrated on this volume, cached "
+       "beside the model, checked against fp32) or auto (int8 where this CPU runs it faster)",
+       ("fp32", "int8", "auto"), "--precision", key="precision", label="precision",
+       ij_help="fp32, int8 (faster on CPUs with VNNI/AMX; checked against fp32) or auto"),
 )}
 
 SETTINGS = {"train": TRAIN, "restore": RESTORE}

@@ -101,6 +101,7 @@ def restore_imageplus(
     max_memory=RESTORE_DEFAULTS["max_memory"],
     batch_size: int = RESTORE_DEFAULTS["batch_size"],
     title: str | None = None,
+    precision: str = RESTORE_DEFAULTS["precision"],
 ):
     """Restore isotropic resolution of an ImagePlus stack (all channels and frames).
 
@@ -114,7 +115,7 @@ def restore_imageplus(
     factor : float, optional
         Anisotropy factor; default ``pixelDepth / pixelWidth`` of the calibration, else the
         model's factor (uncalibrated image).
-    fusion, normalization, weights, max_memory, batch_size
+    fusion, normalization, weights, max_memory, batch_size, precision
         As :func:`isonet_ij.restoration.restore` (``fusion=None``: the model's).
     title : str, optional
         Title of the result; default ``<input>_isotropic``.
@@ -158,6 +159,7 @@ def restore_imageplus(
         vol.data, vol.axes, tm, factor=f, factor_source=source, command="IsoNet Restore",
         input=str(imp.getTitle()), model_path=tm.path, fusion=fusion,
         normalization=normalization, batch_size=int(batch_size), max_memory=max_memory,
+        precision=precision,
     )
     cal = imp.getCalibration().copy()
     cal.pixelDepth = float(cal.pixelDepth) / f
