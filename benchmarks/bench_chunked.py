@@ -138,12 +138,12 @@ def check_against_in_memory(src, out, model, factor, size=96):
     real data, so only the part more than a halo away from the corner's inner edges counts.
     """
     from isonet_ij import load_model, restore
-    from isonet_ij.chunked import _percentiles_and_range
+    from isonet_ij.sources import percentiles_and_range
     from isonet_ij.tiling import halo_of
 
     vol = io_zarr.open_zarr_volume(src)
     tm = load_model(str(model), backend="onnx")
-    (lo, hi), _ = _percentiles_and_range(vol, vol.shape, low=tm.config.normalization["p_low"],
+    (lo, hi), _ = percentiles_and_range(vol, vol.shape, low=tm.config.normalization["p_low"],
                                          high=tm.config.normalization["p_high"])
     corner = vol[:, :size, :size]
     ref = restore(corner, tm, factor=factor, normalization=(lo, hi))

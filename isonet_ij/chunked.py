@@ -55,12 +55,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import grid, pairs
+from . import grid
 from .locks import exclusive_output
 from .fingerprints import model_fingerprint, volume_fingerprint
 from .model import IsoNetModel, load_model, load_model_cached
 from .quantization import with_precision
-from .restoration import check_options, check_volume, region_plan, resolve_normalization, restore_region
+from .restoration import check_options, region_plan, resolve_normalization, restore_region
+from .sources import Source, open_source, percentiles_and_range, source_of
 from .scheduling import (
     SchedulerError,
     make_executor,
@@ -121,7 +122,7 @@ def _warm_worker(model_spec, src=None):
     if src is not None:
         import zarr  # noqa: F401 - the output store's codecs: imported by every block
 
-        vol = _open_source(src)
+        vol = open_source(src)
         np.asarray(vol[:1, :1, :1])
     release_free_memory()
     return process_rss()
@@ -151,99 +152,13 @@ def _model_spec(model, backend, weights, local: bool):
     return (("obj", here) if local else spec), here
 
 
-# --------------------------------------------------------------------------- source
-
-
-def _open_source(src):
-    """ndarray / ZarrVolume / (path, dataset) / ("__tiff__", path) spec -> sliceable (z, y, x)."""
-    if isinstance(src, tuple) and len(src) == 2 and src[0] == "__tiff__":
-        from .volume_io import open_lazy_tiff
-
-        return open_lazy_tiff(src[1])
-    if isinstance(src, tuple) and len(src) == 2 and isinstance(src[0], str):
-        from .io_zarr import open_zarr_volume
-
-        return open_zarr_volume(src[0], dataset=src[1] or None)
-    return src
-
-
-@dataclass
-class _Source:
-    """The input of a run: what tasks read (``spec``), its shape, calibration and factor."""
-
-    spec: object
-    shape: tuple
-    voxel_size: tuple | None
-    factor: float | None
-    path: str | None = None
-
-
-def _source_of(source, factor, voxel_size) -> _Source:
-    """Open a path / zarr / TIFF lazily (never whole) or check an in-memory array."""
-    from .io_zarr import ZarrVolume, is_zarr, open_zarr_volume
-    from .volume_io import LazyTiffVolume, open_lazy_tiff
-
-    if isinstance(source, (str, Path)):
-        source = open_zarr_volume(source) if is_zarr(source) else open_lazy_tiff(source)
-    if isinstance(source, (ZarrVolume, LazyTiffVolume)):
-        voxel = source.voxel_size
-        if factor is None and voxel is not None:
-            factor = source.anisotropy()
-        elif factor is None and isinstance(source, ZarrVolume):
-            msg = (f"{source.path!r} has no OME-Zarr scale metadata (voxel sizes); give the anisotropy "
-                   "factor with `factor` (--factor)")
-            raise ValueError(msg)
-        # an uncalibrated TIFF: the model's factor, as for an in-memory restoration
-        src = _Source(source.spec(), tuple(source.shape), voxel, factor, str(Path(source.path).resolve()))
-    else:
-        vol = check_volume(source, "source")
-        # an in-memory array carries no calibration: take the caller's (dz, dy, dx)
-        voxel = None if voxel_size is None else tuple(float(v) for v in voxel_size)
-        src = _Source(vol, vol.shape, voxel, factor)
-    if src.shape[0] < 2:
-        msg = f"`source` has {src.shape[0]} z slice; restoration needs at least 2"
-        raise ValueError(msg)
-    return src
-
-
-def _percentiles_and_range(src, shape, *, low, high, max_samples=4_000_000, slab_bytes=64 << 20):
-    """The strided sample of :func:`pairs.percentiles`, read slab by slab; plus min / max."""
-    src = _open_source(src)
-    Z, Y, X = shape
-    size = Z * Y * X
-    stride = int(math.ceil(size / max_samples)) if size > max_samples else 1
-    plane = Y * X
-    nz = max(1, int(slab_bytes // max(plane * 8, 1)))
-    samples, vmin, vmax = [], math.inf, -math.inf
-    for z0 in range(0, Z, nz):
-        z1 = min(Z, z0 + nz)
-        slab = np.asarray(src[z0:z1, :, :])
-        if slab.dtype.kind == "f" and not np.all(np.isfinite(slab)):
-            msg = (f"the volume holds NaN/inf voxels (in z slices {z0}-{z1 - 1}); replace them "
-                   "(e.g. Process > Math > Remove NaNs in Fiji) before restoring")
-            raise ValueError(msg)
-        vmin, vmax = min(vmin, float(slab.min())), max(vmax, float(slab.max()))
-        base = z0 * plane
-        first = -base % stride
-        # a copy: a strided view would keep every slab alive (the whole volume in memory)
-        samples.append(slab.reshape(-1)[first::stride].copy())
-        del slab
-    flat = np.concatenate(samples)
-    del samples
-    lo, hi = pairs.percentiles(flat, low=low, high=high, max_samples=flat.size + 1)
-    del flat
-    release_free_memory()  # the slabs' heap memory, before the run measures what it holds
-    return (lo, hi), (vmin, vmax)
-
-
-
-def _normalization_of(src: _Source, ex, config, normalization):
+def _normalization_of(src: Source, ex, config, normalization):
     """``(low, high)`` and the constant value of a constant volume (else None)."""
     if not (isinstance(normalization, str) and normalization == "volume"):
         return resolve_normalization(None, config, normalization), None
     # read by a worker (process) when the source is on disk: the slabs' transient memory
     # and what the readers keep stay out of this process, which holds the scheduler
-    run = _percentiles_and_range if isinstance(src.spec, np.ndarray) else partial(ex.run_one, _percentiles_and_range)
+    run = percentiles_and_range if isinstance(src.spec, np.ndarray) else partial(ex.run_one, percentiles_and_range)
     (lo, hi), (vmin, vmax) = run(src.spec, src.shape, low=config.normalization["p_low"],
                                  high=config.normalization["p_high"])
     return (lo, hi), (vmin if vmin == vmax else None)
@@ -262,7 +177,7 @@ def _run_block(src, model_spec, out_path, idx, geom, params):
     if params["constant"] is not None:
         block = np.full((arr.shape[0], y1 - y0, x1 - x0), params["constant"], np.float32)
     else:
-        region = np.asarray(_open_source(src)[:, ya:yb, xa:xb])
+        region = np.asarray(open_source(src)[:, ya:yb, xa:xb])
         model = _model_of(model_spec)
         plan = region_plan(arr.shape[0], yb - ya, xb - xa, model.config.arch, passes=params["passes"],
                            batch_size=params["batch_size"], max_memory=params["max_memory"], border=params["border"])
@@ -494,7 +409,7 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
     out = Path(out)
     budget = parse_memory(DEFAULT_TOTAL_MEMORY if max_memory is None else max_memory)
     with _claimed_output(out, resume, force, (source, model)):
-        src = _source_of(source, factor, voxel_size)
+        src = source_of(source, factor, voxel_size)
         local = isinstance(scheduler, str) and scheduler == "threads"
         ex = make_executor(scheduler, workers, timeout)  # first: fail fast on a bad address
         try:
@@ -542,7 +457,7 @@ class _RunPlan:
                 "block_bytes": m.need, "inference_bytes": m.inference, "workers": workers}
 
 
-def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks, resume, normalization, fusion,
+def _plan_run(src: Source, model, model_spec, ex, budget, *, local, out, chunks, resume, normalization, fusion,
               passes, batch_size, precision) -> _RunPlan:
     """Options, normalization, precision, memory plan and column size of a run (nothing written yet)."""
     f, fusion, passes = check_options(model, src.factor, fusion, passes, precision)
@@ -552,7 +467,7 @@ def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks
     border = default_border(f)  # the in-memory restoration's, so both give the same result
     (lo, hi), constant = _normalization_of(src, ex, model.config, normalization)
     # the in-memory restoration's quantization (same calibration planes), sent to the workers
-    model, prec = with_precision(model, precision, _open_source(src.spec), f, lo, hi, border=border)
+    model, prec = with_precision(model, precision, open_source(src.spec), f, lo, hi, border=border)
     if prec["precision"] == "int8":
         model_spec = ("obj", model) if local else ("path", str(model.path), "onnx", "best")
     mem = _memory_plan(ex, model_spec, src, budget, local)
@@ -563,7 +478,7 @@ def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks
             "chunks": [cy, cx], "fusion": fusion, "passes": list(passes), "arch": model.config.arch,
             "border": list(border), "model": str(model.path) if model.path else None,
             "model_fingerprint": model_fingerprint(model), "input": src.path,
-            "input_fingerprint": volume_fingerprint(_open_source(src.spec), src.shape),
+            "input_fingerprint": volume_fingerprint(open_source(src.spec), src.shape),
             "precision": prec["precision"]}
     params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
               "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
@@ -571,7 +486,7 @@ def _plan_run(src: _Source, model, model_spec, ex, budget, *, local, out, chunks
     return _RunPlan(meta, params, mem, halo, voxel, model_spec, prec)
 
 
-def _memory_plan(ex, model_spec, src: _Source, budget: int, local: bool) -> _MemoryPlan:
+def _memory_plan(ex, model_spec, src: Source, budget: int, local: bool) -> _MemoryPlan:
     """What the processes hold with the model loaded, and the rest per worker."""
     # workers open an on-disk source themselves; an array is not shipped just to warm them
     warm_src = src.spec if (local or not isinstance(src.spec, np.ndarray)) else None
@@ -582,7 +497,7 @@ def _memory_plan(ex, model_spec, src: _Source, budget: int, local: bool) -> _Mem
     return _MemoryPlan(budget, resident, holders, share)
 
 
-def _run_columns(ex, todo, src: _Source, model_spec, out: Path, params, *, progress, on_chunk, skipped,
+def _run_columns(ex, todo, src: Source, model_spec, out: Path, params, *, progress, on_chunk, skipped,
                  n_total) -> list:
     """Run the column tasks; the (by, bx) of every column computed, in finishing order."""
     computed = []
