@@ -185,8 +185,7 @@ def _screenshot(viewer, restore_widget):
                       (SegmentWidget, "IsoNet Segment")):
         viewer.window.add_dock_widget(cls(viewer), name=name, tabify=True)
     viewer.layers["nuclei"].visible = False
-    viewer.dims.ndisplay = 3
-    viewer.camera.angles = (0, -60, 80)
+    viewer.dims.order = (1, 0, 2)  # an xz view: the isotropic z of the result shows
     viewer.reset_view()
     viewer.window._qt_window.resize(1400, 900)
     viewer.screenshot(str(DOCS / "napari_restore.png"), canvas_only=False)
