@@ -11,6 +11,14 @@ command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 [ -n "$(ls /usr/share/java/ij*.jar 2>/dev/null)" ] || need_apt+=(libij-java)
 command -v Xvfb >/dev/null 2>&1 || need_apt+=(xvfb)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+# napari extra: what PyPI's Qt (PyQt5) loads from the system, and a virtual display for tests
+if [[ ",${extras}," == *",napari,"* ]]; then
+  for lib in libgl1 libegl1 libdbus-1-3 libfontconfig1 libxkbcommon-x11-0 libxcb-icccm4 \
+             libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 \
+             libxcb-xfixes0 libxcb-shape0 libxcb-xkb1 libxcb-cursor0; do
+    dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")
+  done
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -14,6 +14,7 @@ convert their inputs and outputs and word their messages (:class:`Words`).
 from ._common import (
     CLI_WORDS,
     IMAGEJ_WORDS,
+    NAPARI_WORDS,
     Words,
     isotropic_voxel_size,
     provenance,
@@ -29,7 +30,7 @@ from ._score import score_volumes
 from ._train import patch_size_for, resume_config, train_volume, training_config, training_summary
 
 __all__ = [
-    "CLI_WORDS", "IMAGEJ_WORDS", "Words", "quiet_tensorflow", "resolve_factor", "provenance",
+    "CLI_WORDS", "IMAGEJ_WORDS", "NAPARI_WORDS", "Words", "quiet_tensorflow", "resolve_factor", "provenance",
     "isotropic_voxel_size", "Setting", "TRAIN_SETTINGS", "RESTORE_SETTINGS", "CONFIG_DEFAULTS",
     "RESTORE_DEFAULTS", "PSF_HELP", "add_arguments", "values_from_args", "is_auto_psf", "read_psf_file",
     "resolve_psf", "Restored", "restore_volume", "check_not_restored", "convert_dtype", "score_volumes",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Words", "CLI_WORDS", "IMAGEJ_WORDS", "quiet_tensorflow", "resolve_factor",
+__all__ = ["Words", "CLI_WORDS", "IMAGEJ_WORDS", "NAPARI_WORDS", "quiet_tensorflow", "resolve_factor",
            "provenance", "isotropic_voxel_size"]
 
 
@@ -35,6 +35,9 @@ class Words:
 CLI_WORDS = Words("--", " ", "set it (Image > Properties in Fiji)", "voxel-size calibration", "pass")
 IMAGEJ_WORDS = Words("", "=", "set it (Image > Properties)", "calibration",
                      "set it in Image > Properties or give")
+#: napari: the widgets' fields are named like ImageJ's keys; the calibration is the layer scale.
+NAPARI_WORDS = Words("", " = ", "set the layer's scale (z, y, x)", "layer scale",
+                     "set the layer's scale (z, y, x) or give")
 
 
 def quiet_tensorflow() -> None:
