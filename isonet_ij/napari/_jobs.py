@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-__all__ = ["Cancelled", "Job", "watch", "guarded", "epoch_rows"]
+__all__ = ["Cancelled", "Job", "ProcessJob", "watch", "guarded", "epoch_rows"]
 
 
 class Cancelled(Exception):
@@ -96,6 +96,77 @@ class Job:
         if self.error is not None:
             raise self.error
         return self.result
+
+
+def _run_in_child(fn, conn) -> None:
+    """Child process: run ``fn``, send ``("ok", result)`` or ``("error", exception)``."""
+    try:
+        message = ("ok", fn())
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent as is
+        message = ("error", exc)
+    try:
+        conn.send(message)
+    except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
+        conn.send(("error", RuntimeError(f"{type(message[1]).__name__}: {message[1]}")))
+    conn.close()
+
+
+class ProcessJob:
+    """One engine call in a spawned child process, with :class:`Job`'s interface.
+
+    For training: a fresh interpreter holds TensorFlow without the viewer's OpenGL driver
+    (TensorFlow's XLA and Mesa's llvmpipe abort when they share a process). Progress is the
+    training log's epochs against ``epochs``; Cancel terminates the child (the checkpoints of
+    its finished epochs stay, written atomically).
+    """
+
+    def __init__(self, fn, *, model_dir, epochs: int):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_run_in_child, args=(fn, send), daemon=True, name="isonet-train")
+        self._message = None
+        self._cancel = False
+        self.model_dir, self.epochs = model_dir, int(epochs)
+
+    def start(self) -> ProcessJob:
+        self._proc.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel = True
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel
+
+    def wait(self, timeout: float) -> bool:
+        if self._message is None and self._recv.poll(timeout):
+            try:
+                self._message = self._recv.recv()
+            except EOFError:  # the child died without a word
+                self._message = ("error", RuntimeError("the training process ended unexpectedly"))
+        if self._message is not None:
+            self._proc.join(10)
+            return True
+        return not self._proc.is_alive()
+
+    def progress(self) -> tuple[int, int]:
+        return len(epoch_rows(self.model_dir, 0)), self.epochs
+
+    def outcome(self):
+        if self._cancel:
+            raise Cancelled
+        if self._message is None:
+            msg = f"the training process ended with exit code {self._proc.exitcode}"
+            raise RuntimeError(msg)
+        status, value = self._message
+        if status == "error":
+            raise value
+        return value
 
 
 def epoch_rows(model_dir, seen: int) -> list:

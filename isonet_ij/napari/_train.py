@@ -1,4 +1,4 @@
-"""IsoNet Train dock widget: :func:`isonet_ij.workflow.train_volume` on an image layer.
+"""IsoNet Train dock widget: :func:`isonet_ij.workflow.train_volume` on an image layer, in a child process.
 
 The PSF, Config and training follow the CLI and IsoNet Train in ImageJ
 (:func:`~isonet_ij.workflow.resolve_psf` incl. ``auto``,
@@ -16,7 +16,8 @@ from magicgui import widgets
 from .. import workflow as wf
 from ._base import IsoNetWidget
 from ._fields import field_for, value_of, values_of
-from ._jobs import Job
+from ._jobs import ProcessJob
+from ._tasks import train_job
 from ._layers import LayerError, factor_of, layer_input
 
 __all__ = ["TrainWidget", "TRAIN_FIELDS", "train_job"]
@@ -26,20 +27,6 @@ TRAIN_FIELDS = ("factor", "psf", "arch", "mode", "epochs", "steps_per_epoch", "p
                 "batch_size", "time_budget", "seed", "force")
 _CONFIG_FIELDS = ("arch", "epochs", "steps_per_epoch", "batch_size", "seed")
 _COMMAND = "IsoNet Train"
-
-
-def train_job(data, voxel_size, model_dir, *, factor, name, psf, mode, patch_size, time_budget,
-              force, options) -> dict:
-    """PSF, Config and training of a new run, as ``isonet train``; the training summary."""
-    wf.quiet_tensorflow()
-    spec, h, psf_info = wf.resolve_psf(psf if mode != "none" else "", data, factor, voxel_size, mode,
-                                       words=wf.NAPARI_WORDS)
-    cfg = wf.training_config(data.shape, factor, psf=spec, psf_info=psf_info, patch_size=patch_size,
-                             mode=mode, train_input=f"napari: {name}", voxel_size=voxel_size,
-                             **options)
-    _, summary = wf.train_volume(data, cfg, model_dir=model_dir, psf=h, time_budget=time_budget,
-                                 force=force, progress=True)
-    return {**summary, "factor": factor}
 
 
 def _model_dir(value) -> Path:
@@ -89,8 +76,10 @@ class TrainWidget(IsoNetWidget):
             self.fail(str(exc) if str(exc).startswith(_COMMAND) else f"{_COMMAND}: {exc}")
             return None
         self.history, self.summary = [], None
-        job = Job(partial(train_job, inp.data, inp.voxel_size, model_dir, factor=factor, name=inp.name,
-                          **opts), bar_desc="train ")
+        # a child process: TensorFlow's training (its XLA step's LLVM) and the viewer's OpenGL
+        # driver crash when they share one process; Cancel ends the child, its checkpoints stay
+        job = ProcessJob(partial(train_job, inp.data, inp.voxel_size, model_dir, factor=factor, name=inp.name,
+                                 **opts), model_dir=model_dir, epochs=int(opts["options"]["epochs"]))
         return self.start(job, self._done, model_dir=model_dir)
 
     def on_epochs(self, rows: list) -> None:
