@@ -126,7 +126,7 @@ def train_model(tmp: Path, factor: float) -> Path:
     subprocess.run([*ISONET, "train", str(syn / "input.tif"), "--arch", "isonet1", "--mode", "split",
                     "--psf", psf, "--factor", f"{factor:g}", "--time-budget", "60s", "-o", str(mdir)],
                    check=True, capture_output=True)
-    subprocess.run([*ISONET, "export", str(mdir), "--format", "onnx", "-o", str(onnx)],
+    subprocess.run([*ISONET, "export", str(mdir), "--format", "onnx", "--plane", "-o", str(onnx)],
                    check=True, capture_output=True)
     return onnx
 

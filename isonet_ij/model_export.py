@@ -39,6 +39,7 @@ from .artifacts import PACKAGE_CONFIG, ArtifactError
 from .backends import Backend, OnnxBackend, TensorFlowBackend
 from .model import IsoNetModel, load_model
 from .onnx_graph import DEFAULT_OPSET, nchw_model, plane_onnx_bytes
+from .volume_graph import OnnxVolumeNet, compare_restorations, volume_onnx_bytes
 
 __all__ = [
     "FORMATS",
@@ -49,6 +50,7 @@ __all__ = [
     "export_bioimageio",
     "export",
     "check_artifact",
+    "check_volume_model",
     "sample_planes",
     "validate_package",
 ]
@@ -102,7 +104,8 @@ def _atomic_write_bytes(path: Path, data: bytes, force: bool) -> Path:
     return path
 
 
-def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False, check: bool = True) -> Path:
+def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False, check: bool = True,
+                plane: bool = False) -> Path:
     """Write the model as ONNX (see module docstring); verified with onnxruntime.
 
     Parameters
@@ -112,14 +115,47 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False,
     path : str or Path
         ``.onnx`` file to write (atomically).
     check : bool
-        Run :func:`check_artifact` (onnxruntime vs TensorFlow) before writing.
+        Run :func:`check_artifact` (onnxruntime vs TensorFlow) before writing, and for the
+        volume model :func:`check_volume_model` (the graph vs ``restore``).
+    plane : bool
+        Write the plane network (normalized planes in and out) instead of the volume model
+        (:mod:`isonet_ij.volume_graph`: the raw stack in, the isotropic stack out).
     """
     tm = keras_model(model)
     path = _prepare_out(path, force)
     data = onnx_bytes(tm, opset=opset)
     if check:
         check_artifact(OnnxBackend(data, tm.config, source=str(path)), tm)
+    if not plane:
+        data = volume_onnx_bytes(None, tm.config, plane_bytes=data)
+        if check:
+            check_volume_model(data, tm)
     return _atomic_write_bytes(path, data, force)
+
+
+def check_volume_model(data: bytes, reference: IsoNetModel, volume=None) -> dict:
+    """The volume graph through onnxruntime equals ``restore(..., normalization="model")``.
+
+    On ``volume`` (default: a small smooth volume in the training intensity range); see
+    :func:`isonet_ij.volume_graph.compare_restorations`. Raises ArtifactError.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from .grid import upsample_z
+    from .restoration import restore
+
+    cfg = reference.config
+    net = OnnxVolumeNet(data, cfg, source="export")
+    if volume is None:
+        min_z, min_yx = net.min_sizes()
+        v = gaussian_filter(np.random.default_rng(0).random((min_z + 2, min_yx + 20, min_yx + 12)), 1.5)
+        lo, hi = float(cfg.normalization["low"]), float(cfg.normalization["high"])
+        volume = (lo + (hi - lo) * (v - v.min()) / np.ptp(v)).astype(np.float32)
+    ref = restore(volume, reference, normalization="model")
+    try:
+        return compare_restorations(net.predict(volume), ref, upsample_z(volume, cfg.factor))
+    except ValueError as exc:
+        raise ArtifactError(f"volume model check failed: {exc}") from exc
 
 
 def _replace_dir(tmp_dir: Path, path: Path, force: bool) -> Path:

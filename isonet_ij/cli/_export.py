@@ -7,9 +7,11 @@ import json
 
 _DESCRIPTION = """\
 Export a trained model directory:
-  onnx        MODEL.onnx (tf2onnx, opset >= 17), (N, 1, H, W) planes, dynamic N/H/W,
-              config, normalization and factor in its metadata; checked against
-              TensorFlow with onnxruntime before it is written
+  onnx        MODEL.onnx, the volume model: raw stack (1, 1, Z, Y, X) float32 in,
+              restored stack (1, 1, floor((Z-1)*f)+1, Y, X) out; z interpolation,
+              training normalization, xz/yz passes and fusion inside the graph; checked
+              against `isonet restore --normalization model` before it is written.
+              --plane: the plane network instead ((N, 1, H, W) normalized planes)
   savedmodel  a TensorFlow SavedModel folder (serve endpoint returning {"output": ...})
   bioimageio  a bioimage.io model package (spec 0.5, zip): ONNX, SavedModel and Keras
               weights, scale_linear pre/postprocessing from the training percentiles,
@@ -33,6 +35,8 @@ def register(subparsers) -> None:
                    help="bioimageio: volume for test tensors and cover (default: the training input, else a phantom)")
     p.add_argument("--weights", choices=("best", "last"), default="best", help="checkpoint (default best)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--plane", action="store_true",
+                   help="onnx: write the plane network (normalized axial planes) instead of the volume model")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_export)
 
@@ -47,6 +51,8 @@ def cmd_export(args) -> int:
     kw = {}
     if args.fmt != "savedmodel":
         kw["opset"] = args.opset
+    if args.fmt == "onnx" and args.plane:
+        kw["plane"] = True
     if args.fmt == "bioimageio":
         kw["sample"] = args.sample
     path = export(args.model, args.fmt, args.output, force=args.force, weights=args.weights, **kw)
