@@ -155,6 +155,15 @@ def _package_backend(folder: Path, source: Path, backend: str, threads) -> Backe
     return TensorFlowBackend(load_keras_safe(w), config, psf=psf, source=str(source), nchw=True)
 
 
+def _package_volume_net(folder: Path, source: Path, threads) -> OnnxVolumeNet | None:
+    """The volume model of a package whose onnx weights are a volume graph, else None."""
+    w = package_weights_file(read_package_rdf(folder), "onnx", folder)
+    if w is None or not w.is_file():
+        return None
+    data, config = read_onnx(w, source=f"{source}:{w.name}")
+    return OnnxVolumeNet(data, config, source=str(source), threads=threads) if is_volume_graph(data) else None
+
+
 def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoNetModel:
     """A bioimage.io package, zipped or extracted; a zip is extracted, read, then removed."""
     import shutil
@@ -168,6 +177,9 @@ def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoN
     try:
         if kind == "zip":
             safe_extract(path, folder)
+        vnet = _package_volume_net(folder, path, threads)
+        if vnet is not None:  # a volume package runs on onnxruntime, whatever the default backend
+            return IsoNetModel(vnet.config, None, None, path, "exported", volume_net=vnet)
         be = _package_backend(folder, path, backend, threads)
     finally:
         if created is not None:  # everything was read into memory

@@ -36,10 +36,11 @@ import numpy as np
 
 from . import __version__
 from .artifacts import PACKAGE_CONFIG, ArtifactError
-from .backends import Backend, OnnxBackend, TensorFlowBackend
-from .model import IsoNetModel, load_model
+from .backends import Backend, OnnxBackend
+from .model import IsoNetModel
 from .onnx_graph import DEFAULT_OPSET, nchw_model, plane_onnx_bytes
-from .volume_graph import OnnxVolumeNet, compare_restorations, volume_onnx_bytes
+from .export_common import PAPER, PAPER_DOI, check_volume_model, keras_model, validate_package
+from .volume_graph import volume_onnx_bytes
 
 __all__ = [
     "FORMATS",
@@ -58,26 +59,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "bioimageio", "savedmodel")
-PAPER = (
-    "Weigert, M., Royer, L., Jug, F., Myers, G. (2017). Isotropic reconstruction of 3D "
-    "fluorescence microscopy images using convolutional neural networks. MICCAI 2017."
-)
-PAPER_DOI = "10.1007/978-3-319-66185-8_15"
-
-
-def keras_model(model, weights: str = "best") -> IsoNetModel:
-    """``model`` with its Keras plane network (what export converts), loaded if a path.
-
-    Raises
-    ------
-    ArtifactError
-        ``model`` is an exported artifact (``.onnx`` / package): export its model directory.
-    """
-    tm = load_model(model, backend="tensorflow", weights=weights)
-    if not isinstance(tm.net, TensorFlowBackend) or tm.net.nchw:
-        msg = f"{tm.source!r} is an exported artifact; export from its model directory (of `isonet train`)"
-        raise ArtifactError(msg)
-    return tm
 
 
 def onnx_bytes(model, *, opset: int = DEFAULT_OPSET) -> bytes:
@@ -131,31 +112,6 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False,
         if check:
             check_volume_model(data, tm)
     return _atomic_write_bytes(path, data, force)
-
-
-def check_volume_model(data: bytes, reference: IsoNetModel, volume=None) -> dict:
-    """The volume graph through onnxruntime equals ``restore(..., normalization="model")``.
-
-    On ``volume`` (default: a small smooth volume in the training intensity range); see
-    :func:`isonet_ij.volume_graph.compare_restorations`. Raises ArtifactError.
-    """
-    from scipy.ndimage import gaussian_filter
-
-    from .grid import upsample_z
-    from .restoration import restore
-
-    cfg = reference.config
-    net = OnnxVolumeNet(data, cfg, source="export")
-    if volume is None:
-        min_z, min_yx = net.min_sizes()
-        v = gaussian_filter(np.random.default_rng(0).random((min_z + 2, min_yx + 20, min_yx + 12)), 1.5)
-        lo, hi = float(cfg.normalization["low"]), float(cfg.normalization["high"])
-        volume = (lo + (hi - lo) * (v - v.min()) / np.ptp(v)).astype(np.float32)
-    ref = restore(volume, reference, normalization="model")
-    try:
-        return compare_restorations(net.predict(volume), ref, upsample_z(volume, cfg.factor))
-    except ValueError as exc:
-        raise ArtifactError(f"volume model check failed: {exc}") from exc
 
 
 def _replace_dir(tmp_dir: Path, path: Path, force: bool) -> Path:
@@ -549,26 +505,12 @@ def _model_descr(tm: IsoNetModel, td: Path, attachments, low_high, check, *, nam
     )
 
 
-def validate_package(path) -> None:
-    """Validate a bioimage.io package with bioimageio.spec (format only; offline).
-
-    Raises
-    ------
-    ArtifactError
-        With the validation summary when it fails.
-    """
-    from bioimageio.spec import load_description
-    from bioimageio.spec.model import v0_5
-
-    descr = load_description(path, perform_io_checks=True)
-    if not isinstance(descr, v0_5.ModelDescr):
-        summary = descr.validation_summary.format() if hasattr(descr, "validation_summary") else str(descr)
-        msg = f"{str(path)!r} is not a valid bioimage.io model 0.5 package:\n{summary}"
-        raise ArtifactError(msg)
-
-
 def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weights: str = "best", **kw) -> Path:
-    """Export a model directory in one of :data:`FORMATS` (what ``isonet export`` runs)."""
+    """Export a model directory in one of :data:`FORMATS` (what ``isonet export`` runs).
+
+    ``onnx`` and ``bioimageio`` write the volume model unless ``plane=True``; ``bioimageio``
+    of the volume model takes ``authors``, ``maintainers``, ``git_repo``, ``version``.
+    """
     if fmt not in FORMATS:
         msg = f"`format` must be one of {FORMATS}, got {fmt!r}"
         raise ValueError(msg)
@@ -577,4 +519,8 @@ def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weigh
         return export_onnx(tm, path, force=force, **kw)
     if fmt == "savedmodel":
         return export_savedmodel(tm, path, force=force)
-    return export_bioimageio(tm, path, sample=sample, force=force, **kw)
+    if kw.pop("plane", False):
+        return export_bioimageio(tm, path, sample=sample, force=force, **kw)
+    from .bioimageio_volume import export_bioimageio_volume
+
+    return export_bioimageio_volume(tm, path, sample=sample, force=force, **kw)

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
 
-KINDS = ("dir", "onnx", "zip", "volume")
+KINDS = ("dir", "onnx", "zip", "volume", "volume_zip")
 ENTRY_POINTS = ("python", "cli", "imagej", "chunked")
 FACTOR = 3.0
 
@@ -32,7 +32,8 @@ def artifacts(tiny_trained_model, tmp_path_factory):
         "dir": tiny_trained_model,
         "onnx": export(tiny_trained_model, "onnx", out / "tiny model.onnx", plane=True),
         "volume": export(tiny_trained_model, "onnx", out / "tiny volume model.onnx"),
-        "zip": export(tiny_trained_model, "bioimageio", out / "tiny model.zip"),
+        "zip": export(tiny_trained_model, "bioimageio", out / "tiny model.zip", plane=True),
+        "volume_zip": export(tiny_trained_model, "bioimageio", out / "tiny volume model.zip"),
     }
 
 
@@ -97,8 +98,8 @@ def test_each_artifact_kind_restores_the_same_volume_through_each_entry_point(
 
         require_java_and_ij_jar()
     data, voxel_size = imagej_stack
-    norm = "model" if kind == "volume" else "volume"
-    if kind == "volume" and entry == "chunked":
+    norm = "model" if kind.startswith("volume") else "volume"
+    if kind.startswith("volume") and entry == "chunked":
         with pytest.raises(ValueError, match="volume model"):
             RUNNERS[entry](artifacts[kind], data, voxel_size, tmp_path, request, norm)
         return

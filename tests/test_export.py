@@ -37,7 +37,7 @@ def trained(tiny_trained_model):
 @pytest.fixture(scope="module")
 def package(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("pkg") / "isonet.bioimageio.zip"
-    return export_bioimageio(trained, out, sample=smooth_volume((8, 40, 44), seed=3))
+    return export_bioimageio(trained, out, sample=smooth_volume((8, 40, 44), seed=3))  # the plane package
 
 
 def test_onnx_export_has_opset_17_dynamic_axes_names_and_metadata(trained, tmp_path):
