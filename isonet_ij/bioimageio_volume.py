@@ -117,15 +117,56 @@ Cite: {PAPER} doi:{PAPER_DOI}
 """
 
 
+def _maintainers(names) -> list:
+    """``Maintainer``s (bioimageio.spec checks GitHub user names online: the caller builds
+    them without IO checks; validating the package later checks them, online)."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    return [bio.Maintainer(github_user=m) for m in names]
+
+
+def _descr(cfg, td: Path, *, name, authors, maintainers, git_repo, version, min_z: int, halo: int, opset: int,
+           check: dict):
+    """The package's ``ModelDescr`` over the files in ``td``."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    cite = [bio.CiteEntry(text=PAPER, doi=bio.Doi(PAPER_DOI))]
+    if git_repo:
+        cite.append(bio.CiteEntry(text=f"isonet-ij {__version__}", url=git_repo))
+    return bio.ModelDescr(
+        name=name or f"IsoNet {cfg.arch} volume factor {cfg.factor:g}",
+        description=(f"IsoNet ({cfg.arch}) restores isotropic resolution of anisotropic 3D fluorescence stacks "
+                     f"(factor {cfg.factor:g}, PSF {cfg.psf or 'none'}): raw stack in, isotropic stack out."),
+        authors=[bio.Author(name=a) for a in authors],
+        maintainers=_maintainers(maintainers),
+        git_repo=git_repo, version=version, cite=cite, license=bio.LicenseId("BSD-3-Clause"),
+        documentation=bio.FileDescr(source=td / "README.md"),
+        attachments=[bio.FileDescr(source=td / PACKAGE_CONFIG)],
+        tags=["isonet", "isotropic-reconstruction", "deconvolution", "fluorescence-light-microscopy", "3d", "onnx"],
+        inputs=[bio.InputTensorDescr(
+            id=bio.TensorId("input"), description="raw anisotropic stack", pad=bio.ReflectPadding(mode="reflect"),
+            axes=volume_package_axes(cfg.factor, min_z, halo, output=False),
+            test_tensor=bio.FileDescr(source=td / "test_input.npy"))],
+        outputs=[bio.OutputTensorDescr(
+            id=bio.TensorId("output"), description="restored isotropic stack, raw intensities",
+            axes=volume_package_axes(cfg.factor, min_z, halo, output=True),
+            test_tensor=bio.FileDescr(source=td / "test_output.npy"))],
+        weights=bio.WeightsDescr(onnx=bio.OnnxWeightsDescr(source=td / "volume.onnx", opset_version=int(opset))),
+        config={"isonet": {"graph": "volume", "factor": cfg.factor, "arch": cfg.arch, "fusion": cfg.fusion,
+                           "normalization": cfg.normalization, "export_check": check}},
+    )
+
+
 def export_bioimageio_volume(model, path, *, sample=None, force: bool = False, name: str | None = None,
                              authors=(), maintainers=(), git_repo: str | None = None, version: str | None = None,
                              opset: int = DEFAULT_OPSET, validate: bool = True) -> Path:
     """Write the volume model as a bioimage.io package (zip); see the module docstring.
 
-    ``authors`` / ``maintainers``: names (maintainers: GitHub user names); ``git_repo``: URL.
+    ``authors`` / ``maintainers``: names (maintainers: GitHub user names, which
+    bioimageio.spec verifies online: with maintainers, ``validate=True`` needs the network);
+    ``git_repo``: URL; ``version``: the package's version.
     """
-    from bioimageio.spec import save_bioimageio_package
-    from bioimageio.spec.model import v0_5 as bio
+    from bioimageio.spec import ValidationContext, save_bioimageio_package
 
     from .tiling import default_border, halo_of
 
@@ -148,33 +189,11 @@ def export_bioimageio_volume(model, path, *, sample=None, force: bool = False, n
         np.save(td / "test_input.npy", vol[None, None])
         np.save(td / "test_output.npy", OnnxVolumeNet(data, cfg).predict(vol)[None, None])
         (td / "README.md").write_text(_readme(cfg, desc, check, halo, min_z))
-        cite = [bio.CiteEntry(text=PAPER, doi=bio.Doi(PAPER_DOI))]
-        if git_repo:
-            cite.append(bio.CiteEntry(text=f"isonet-ij {__version__}", url=git_repo))
-        descr = bio.ModelDescr(
-            name=name or f"IsoNet {cfg.arch} volume factor {cfg.factor:g}",
-            description=(f"IsoNet ({cfg.arch}) restores isotropic resolution of anisotropic 3D fluorescence stacks "
-                         f"(factor {cfg.factor:g}, PSF {cfg.psf or 'none'}): raw stack in, isotropic stack out."),
-            authors=[bio.Author(name=a) for a in authors],
-            maintainers=[bio.Maintainer(github_user=m) for m in maintainers],
-            git_repo=git_repo, version=version, cite=cite, license=bio.LicenseId("BSD-3-Clause"),
-            documentation=bio.FileDescr(source=td / "README.md"),
-            attachments=[bio.FileDescr(source=td / PACKAGE_CONFIG)],
-            tags=["isonet", "isotropic-reconstruction", "deconvolution", "fluorescence-light-microscopy", "3d", "onnx"],
-            inputs=[bio.InputTensorDescr(
-                id=bio.TensorId("input"), description="raw anisotropic stack", pad=bio.ReflectPadding(),
-                axes=volume_package_axes(cfg.factor, min_z, halo, output=False),
-                test_tensor=bio.FileDescr(source=td / "test_input.npy"))],
-            outputs=[bio.OutputTensorDescr(
-                id=bio.TensorId("output"), description="restored isotropic stack, raw intensities",
-                axes=volume_package_axes(cfg.factor, min_z, halo, output=True),
-                test_tensor=bio.FileDescr(source=td / "test_output.npy"))],
-            weights=bio.WeightsDescr(onnx=bio.OnnxWeightsDescr(source=td / "volume.onnx", opset_version=int(opset))),
-            config={"isonet": {"graph": "volume", "factor": cfg.factor, "arch": cfg.arch, "fusion": cfg.fusion,
-                               "normalization": cfg.normalization, "export_check": check}},
-        )
         tmp_zip = td / "package.zip"
-        save_bioimageio_package(descr, output_path=tmp_zip, compression_level=9)
+        with ValidationContext(perform_io_checks=not maintainers):  # GitHub names are checked online
+            descr = _descr(cfg, td, name=name, authors=authors, maintainers=maintainers, git_repo=git_repo,
+                           version=version, min_z=min_z, halo=halo, opset=opset, check=check)
+            save_bioimageio_package(descr, output_path=tmp_zip, compression_level=9)
         if validate:
             validate_package(tmp_zip)
         path.parent.mkdir(parents=True, exist_ok=True)
