@@ -60,7 +60,7 @@ def child(method: str, work: Path, threads: int) -> dict:
         sess = ort.InferenceSession(str(work / "volume.onnx"), opts, providers=["CPUExecutionProvider"])
         run = lambda: sess.run(["output"], {"input": vol[None, None]})[0][0, 0]  # noqa: E731
     else:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's isonet_ij
+        import common  # noqa: F401  (this checkout's isonet_ij first on the path)
         from isonet_ij.nets import set_threads
         from isonet_ij.restoration import restore
 
