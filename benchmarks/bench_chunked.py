@@ -5,7 +5,7 @@ with the project's own command (``isonet restore IN.zarr -o OUT.zarr --max-memor
 once on local threads and once on a ``dask.distributed`` LocalCluster, and samples every
 0.1 s the summed RSS of the command and all its descendants (worker processes included).
 The network is a real IsoNet model trained briefly on a phantom by ``isonet train`` and
-exported by ``isonet export --format onnx`` (or any ``--model``); workers use onnxruntime
+exported by ``isonet export --format onnx --plane`` (or any ``--model`` with a plane network); workers use onnxruntime
 so that none imports TensorFlow. The restored output is checked against the in-memory
 restoration of a sub-volume (max abs difference).
 
