@@ -23,6 +23,11 @@ tiled result equals the whole-frame one (to float rounding).
 activations, plus the chunk of planes in flight); the input and output volumes come on
 top of it.
 
+A volume model (:mod:`isonet_ij.volume_graph`: an exported ONNX graph doing steps 1-4 on
+the raw stack, ``model.net`` None) is run whole at one place (``_restore_whole``), after
+:func:`check_volume_model_options` refused what its graph cannot do (normalization other
+than ``"model"``, another factor, fusion, pass set or border, NaN, too small a stack).
+
 One function restores a region: :func:`restore_region` (steps 2-4 on the planes of a box
 of the volume, keeping an inner box). :func:`restore` calls it on the whole volume;
 :func:`isonet_ij.chunked.restore_chunked` calls it per block (the large-volume path is the
