@@ -5,7 +5,7 @@ with the project's own command (``isonet restore IN.zarr -o OUT.zarr --max-memor
 once on local threads and once on a ``dask.distributed`` LocalCluster, and samples every
 0.1 s the summed RSS of the command and all its descendants (worker processes included).
 The network is a real IsoNet model trained briefly on a phantom by ``isonet train`` and
-exported by ``isonet export --format onnx`` (or any ``--model``); workers use onnxruntime
+exported by ``isonet export --format onnx --plane`` (or any ``--model`` with a plane network); workers use onnxruntime
 so that none imports TensorFlow. The restored output is checked against the in-memory
 restoration of a sub-volume (max abs difference).
 
@@ -126,7 +126,7 @@ def train_model(tmp: Path, factor: float) -> Path:
     subprocess.run([*ISONET, "train", str(syn / "input.tif"), "--arch", "isonet1", "--mode", "split",
                     "--psf", psf, "--factor", f"{factor:g}", "--time-budget", "60s", "-o", str(mdir)],
                    check=True, capture_output=True)
-    subprocess.run([*ISONET, "export", str(mdir), "--format", "onnx", "-o", str(onnx)],
+    subprocess.run([*ISONET, "export", str(mdir), "--format", "onnx", "--plane", "-o", str(onnx)],
                    check=True, capture_output=True)
     return onnx
 

@@ -90,8 +90,8 @@ def read_onnx(path_or_bytes, *, source: str = "") -> tuple[bytes, Config]:
         raise ArtifactError(msg)
     inputs = proto.graph.input
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim] if inputs else []
-    if len(inputs) != 1 or len(proto.graph.output) != 1 or len(dims) != 4 or dims[1] != 1:
-        msg = f"{source!r} must have one (N, 1, H, W) input and one output, got input dims {dims}"
+    if len(inputs) != 1 or len(proto.graph.output) != 1 or len(dims) not in (4, 5) or dims[1] != 1:
+        msg = f"{source!r} must have one (N, 1, H, W) or (1, 1, Z, Y, X) input and one output, got input dims {dims}"
         raise ArtifactError(msg)
     try:
         config = Config.from_dict(json.loads(meta[ONNX_META_KEY]), source=f"{source} metadata")

@@ -10,8 +10,11 @@ bioimage.io ``PACKAGE.zip`` behave the same everywhere::
     model = load_model("pkg.zip", backend="onnx")      # either runtime of a package
     restored = restore(volume, model)
 
-The model's ``net`` is always a :class:`isonet_ij.backends.Backend` (the plane network);
-``volume_net`` leaves room for a graph that restores a whole anisotropic stack.
+The model's ``net`` is a :class:`isonet_ij.backends.Backend` (the plane network);
+``volume_net`` a graph that restores a whole anisotropic stack
+(:class:`isonet_ij.volume_graph.OnnxVolumeNet`, from a volume ``MODEL.onnx`` of ``isonet
+export``). A volume model has ``net`` None; :func:`isonet_ij.restoration.restore_with_info`
+then runs the graph (with ``normalization="model"``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .artifacts import (
 from .backends import BACKENDS, Backend, OnnxBackend, TensorFlowBackend, default_backend
 from .config import WEIGHTS_BEST, WEIGHTS_LAST, Config, ModelDirError, load_psf_file, read_config
 from .locks import remove_stale
+from .volume_graph import OnnxVolumeNet, is_volume_graph
 
 __all__ = ["IsoNetModel", "load_model", "load_model_cached", "cached_models", "model_from_keras", "WEIGHTS"]
 
@@ -52,20 +56,22 @@ class IsoNetModel:
     ----------
     config : Config
         Architecture, mode, factor, PSF spec, normalization of the training volume.
-    net : Backend
-        The plane network behind its runtime (``net.name``: ``"tensorflow"`` or ``"onnx"``).
+    net : Backend or None
+        The plane network behind its runtime (``net.name``: ``"tensorflow"`` or ``"onnx"``);
+        None for a volume model.
     psf : (z, y, x) ndarray of float32 or None
         The PSF it was trained for, when the artifact carries it (None for mode ``"none"``).
     path : Path or None
         Where it was loaded from (None when trained in memory).
     weights : str
         ``"best"`` or ``"last"`` (model directories), ``"exported"`` or ``"memory"``.
-    volume_net : object or None
-        A graph that restores a whole anisotropic stack, when the artifact holds one.
+    volume_net : OnnxVolumeNet or None
+        A graph that restores a whole anisotropic stack (raw stack in, isotropic stack
+        out; factor, fusion and normalization baked in), when the artifact holds one.
     """
 
     config: Config
-    net: Backend
+    net: Backend | None
     psf: np.ndarray | None = None
     path: Path | None = None
     weights: str = "best"
@@ -74,7 +80,7 @@ class IsoNetModel:
     @property
     def backend(self) -> str:
         """``"tensorflow"`` or ``"onnx"``."""
-        return self.net.name
+        return self.net.name if self.net is not None else self.volume_net.name
 
     @property
     def source(self) -> str:
@@ -157,6 +163,17 @@ def _package_backend(folder: Path, source: Path, backend: str, threads) -> Backe
 STALE_PACKAGE_S = 600.0
 
 
+def _package_volume_net(folder: Path, source: Path, threads) -> OnnxVolumeNet | None:
+    """The volume model of a package whose onnx weights are a volume graph, else None."""
+    rdf = read_package_rdf(folder)
+    verify_package_files(rdf, folder, source)  # every file the rdf lists, before any is used
+    w = package_weights_file(rdf, "onnx", folder)
+    if w is None or not w.is_file():
+        return None
+    data, config = read_onnx(w, source=f"{source}:{w.name}")
+    return OnnxVolumeNet(data, config, source=str(source), threads=threads) if is_volume_graph(data) else None
+
+
 def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoNetModel:
     """A bioimage.io package, zipped or extracted; a zip is extracted, read, then removed.
 
@@ -176,6 +193,9 @@ def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoN
     try:
         if kind == "zip":
             safe_extract(path, folder)
+        vnet = _package_volume_net(folder, path, threads)
+        if vnet is not None:  # a volume package runs on onnxruntime, whatever the default backend
+            return IsoNetModel(vnet.config, None, None, path, "exported", volume_net=vnet)
         be = _package_backend(folder, path, backend, threads)
     finally:
         if created is not None:  # everything was read into memory
@@ -250,6 +270,9 @@ def load_model(source, *, backend: str | None = None, weights: str = "best",
     _check_backend_fits(path, kind, backend)
     if kind == "onnx":
         data, config = read_onnx(path)
+        if is_volume_graph(data):
+            vnet = OnnxVolumeNet(data, config, source=str(path), threads=threads)
+            return IsoNetModel(config, None, None, path, "exported", volume_net=vnet)
         return IsoNetModel(config, OnnxBackend(data, config, source=str(path), threads=threads), None, path,
                            "exported")
     backend = backend or default_backend()
@@ -262,6 +285,9 @@ def _on_backend(model: IsoNetModel, backend: str | None, threads) -> IsoNetModel
     """``model`` itself, or the same network on another backend."""
     if backend is None or backend == model.backend:
         return model
+    if model.net is None:
+        msg = f"{model.source!r} is a volume model: it runs on onnxruntime only (--backend onnx)"
+        raise ValueError(msg)
     if backend == "onnx" and isinstance(model.net, TensorFlowBackend) and not model.net.nchw:
         return model_from_keras(model.net.net, model.config, psf=model.psf, path=model.path,
                                 weights=model.weights, backend="onnx", threads=threads)

@@ -36,9 +36,11 @@ import numpy as np
 
 from . import __version__
 from .artifacts import PACKAGE_CONFIG, ArtifactError
-from .backends import Backend, OnnxBackend, TensorFlowBackend
-from .model import IsoNetModel, load_model
+from .backends import Backend, OnnxBackend
+from .model import IsoNetModel
 from .onnx_graph import DEFAULT_OPSET, nchw_model, plane_onnx_bytes
+from .export_common import PAPER, PAPER_DOI, check_volume_model, keras_model, validate_package
+from .volume_graph import volume_onnx_bytes
 
 __all__ = [
     "FORMATS",
@@ -49,6 +51,7 @@ __all__ = [
     "export_bioimageio",
     "export",
     "check_artifact",
+    "check_volume_model",
     "sample_planes",
     "validate_package",
 ]
@@ -56,26 +59,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "bioimageio", "savedmodel")
-PAPER = (
-    "Weigert, M., Royer, L., Jug, F., Myers, G. (2017). Isotropic reconstruction of 3D "
-    "fluorescence microscopy images using convolutional neural networks. MICCAI 2017."
-)
-PAPER_DOI = "10.1007/978-3-319-66185-8_15"
-
-
-def keras_model(model, weights: str = "best") -> IsoNetModel:
-    """``model`` with its Keras plane network (what export converts), loaded if a path.
-
-    Raises
-    ------
-    ArtifactError
-        ``model`` is an exported artifact (``.onnx`` / package): export its model directory.
-    """
-    tm = load_model(model, backend="tensorflow", weights=weights)
-    if not isinstance(tm.net, TensorFlowBackend) or tm.net.nchw:
-        msg = f"{tm.source!r} is an exported artifact; export from its model directory (of `isonet train`)"
-        raise ArtifactError(msg)
-    return tm
 
 
 def onnx_bytes(model, *, opset: int = DEFAULT_OPSET) -> bytes:
@@ -102,7 +85,8 @@ def _atomic_write_bytes(path: Path, data: bytes, force: bool) -> Path:
     return path
 
 
-def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False, check: bool = True) -> Path:
+def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False, check: bool = True,
+                plane: bool = False) -> Path:
     """Write the model as ONNX (see module docstring); verified with onnxruntime.
 
     Parameters
@@ -112,13 +96,21 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False,
     path : str or Path
         ``.onnx`` file to write (atomically).
     check : bool
-        Run :func:`check_artifact` (onnxruntime vs TensorFlow) before writing.
+        Run :func:`check_artifact` (onnxruntime vs TensorFlow) before writing, and for the
+        volume model :func:`check_volume_model` (the graph vs ``restore``).
+    plane : bool
+        Write the plane network (normalized planes in and out) instead of the volume model
+        (:mod:`isonet_ij.volume_graph`: the raw stack in, the isotropic stack out).
     """
     tm = keras_model(model)
     path = _prepare_out(path, force)
     data = onnx_bytes(tm, opset=opset)
     if check:
         check_artifact(OnnxBackend(data, tm.config, source=str(path)), tm)
+    if not plane:
+        data = volume_onnx_bytes(None, tm.config, plane_bytes=data)
+        if check:
+            check_volume_model(data, tm)
     return _atomic_write_bytes(path, data, force)
 
 
@@ -513,26 +505,12 @@ def _model_descr(tm: IsoNetModel, td: Path, attachments, low_high, check, *, nam
     )
 
 
-def validate_package(path) -> None:
-    """Validate a bioimage.io package with bioimageio.spec (format only; offline).
-
-    Raises
-    ------
-    ArtifactError
-        With the validation summary when it fails.
-    """
-    from bioimageio.spec import load_description
-    from bioimageio.spec.model import v0_5
-
-    descr = load_description(path, perform_io_checks=True)
-    if not isinstance(descr, v0_5.ModelDescr):
-        summary = descr.validation_summary.format() if hasattr(descr, "validation_summary") else str(descr)
-        msg = f"{str(path)!r} is not a valid bioimage.io model 0.5 package:\n{summary}"
-        raise ArtifactError(msg)
-
-
 def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weights: str = "best", **kw) -> Path:
-    """Export a model directory in one of :data:`FORMATS` (what ``isonet export`` runs)."""
+    """Export a model directory in one of :data:`FORMATS` (what ``isonet export`` runs).
+
+    ``onnx`` and ``bioimageio`` write the volume model unless ``plane=True``; ``bioimageio``
+    of the volume model takes ``authors``, ``maintainers``, ``git_repo``, ``version``.
+    """
     if fmt not in FORMATS:
         msg = f"`format` must be one of {FORMATS}, got {fmt!r}"
         raise ValueError(msg)
@@ -544,4 +522,8 @@ def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weigh
         return export_onnx(tm, path, force=force, **kw)
     if fmt == "savedmodel":
         return export_savedmodel(tm, path, force=force)
-    return export_bioimageio(tm, path, sample=sample, force=force, **kw)
+    if kw.pop("plane", False):
+        return export_bioimageio(tm, path, sample=sample, force=force, **kw)
+    from .bioimageio_volume import export_bioimageio_volume
+
+    return export_bioimageio_volume(tm, path, sample=sample, force=force, **kw)

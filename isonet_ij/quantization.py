@@ -267,6 +267,11 @@ def with_precision(model: IsoNetModel, precision: str, volume, factor, low, high
     if precision not in PRECISIONS:
         msg = f"`precision` must be one of {PRECISIONS}, got {precision!r}"
         raise ValueError(msg)
+    if model.net is None:  # a volume graph (issue 27) runs as exported
+        if precision == "int8":
+            msg = "this is an exported volume model (fp32 graph): restore with --precision fp32 or auto"
+            raise ValueError(msg)
+        return model, {"precision": "fp32", "reason": "volume model"}
     if precision == "fp32" or model.net.precision == "int8":
         return model, {"precision": model.net.precision}
     features = cpu_int8_features()

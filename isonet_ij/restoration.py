@@ -23,6 +23,11 @@ tiled result equals the whole-frame one (to float rounding).
 activations, plus the chunk of planes in flight); the input and output volumes come on
 top of it.
 
+A volume model (:mod:`isonet_ij.volume_graph`: an exported ONNX graph doing steps 1-4 on
+the raw stack, ``model.net`` None) is run whole at one place (``_restore_whole``), after
+:func:`check_volume_model_options` refused what its graph cannot do (normalization other
+than ``"model"``, another factor, fusion, pass set or border, NaN, too small a stack).
+
 One function restores a region: :func:`restore_region` (steps 2-4 on the planes of a box
 of the volume, keeping an inner box). :func:`restore` calls it on the whole volume;
 :func:`isonet_ij.chunked.restore_chunked` calls it per block (the large-volume path is the
@@ -63,6 +68,7 @@ __all__ = [
     "fuse",
     "check_volume",
     "check_options",
+    "check_volume_model_options",
     "resolve_normalization",
     "axial_weights",
 ]
@@ -214,6 +220,34 @@ def axial_weights(n_slices: int, factor: float) -> np.ndarray:
     return grid.interpolation_matrix(n_slices, grid.output_coordinates(n_slices, factor)).astype(np.float32)
 
 
+def check_volume_model_options(vol, model: IsoNetModel, factor, fusion, passes, normalization, border) -> None:
+    """ValueError unless a volume model (``model.net`` None) can do what was asked.
+
+    Its graph bakes in the factor, the fusion, both passes, the z border and the training
+    normalization (``normalization="model"``); the volume must be finite and large enough.
+    """
+    from .volume_graph import check_volume_input
+
+    vnet = model.volume_net
+    what = f"{model.source!r} is a volume model (the whole pipeline in one ONNX graph)"
+    if not (isinstance(normalization, str) and normalization == "model"):
+        msg = (f"{what}: it normalizes with the training volume's stored percentiles only; use "
+               "normalization='model' (--normalization model), or restore with the model directory or "
+               "a plane model (`isonet export --plane`) for per-volume or explicit normalization")
+        raise ValueError(msg)
+    if abs(factor - vnet.factor) > 1e-9 or fusion != vnet.fusion or tuple(passes) != PASSES:
+        msg = (f"{what} with factor {vnet.factor:g}, fusion {vnet.fusion!r} and both passes baked in; got "
+               f"factor {factor:g}, fusion {fusion!r}, passes {tuple(passes)}: leave them at the model's values")
+        raise ValueError(msg)
+    if border is not None and border_pair(border) != (vnet.border, 0):
+        msg = f"{what} with a z border of {vnet.border} rows baked in; got border {border!r}"
+        raise ValueError(msg)
+    check_volume_input(vol.shape, vnet.factor, vnet.border, "volume")
+    if not np.isfinite(vol).all():
+        msg = "`volume` holds NaN or infinite values; the volume model needs finite intensities"
+        raise ValueError(msg)
+
+
 # --------------------------------------------------------------------------- one region
 
 
@@ -291,6 +325,10 @@ def restore_region(region, model: IsoNetModel, *, factor: float, low: float, hig
     -------
     (floor((Z-1)*factor)+1, y1-y0, x1-x0) ndarray of float32
     """
+    if model.net is None:
+        msg = (f"{model.source!r} is a volume model: it restores whole volumes only (no regions or chunks); "
+               "use the model directory or a plane model (`isonet export --plane`)")
+        raise ValueError(msg)
     Z, ny, nx = region.shape
     y0, y1, x0, x1 = (0, ny, 0, nx) if keep is None else keep
     weights = axial_weights(Z, factor)
@@ -395,6 +433,8 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     vol = check_volume(volume)
     model = load_model(model, weights=weights)
     f, fusion, passes = check_options(model, factor, fusion, passes, precision)
+    if model.net is None:
+        check_volume_model_options(vol, model, f, fusion, passes, normalization, border)
     lo, hi = resolve_normalization(vol, model.config, normalization)
     Z, Y, X = vol.shape
     n_out = grid.n_output_slices(Z, f)
@@ -411,7 +451,7 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}
     bar = _tile_bar(count_tiles(plan, n_out, Y, X, Y, X, passes)) if progress else None
     try:
-        out = restore_region(vol, model, factor=f, low=lo, high=hi, fusion=fusion, passes=passes,
+        out = _restore_whole(vol, model, factor=f, low=lo, high=hi, fusion=fusion, passes=passes,
                              plan=plan, max_memory=max_memory, bar=bar, stats=info)
     finally:
         if bar is not None:
@@ -421,6 +461,14 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     if consistency:
         info.update(_consistency(out, vol, model, f, lo, hi, parse_memory(max_memory)))
     return Restoration(out, info)
+
+
+def _restore_whole(vol, model: IsoNetModel, **kw) -> np.ndarray:
+    """The one branch between the two restoration paths: a volume model runs its graph
+    (options checked by :func:`check_volume_model_options`), else :func:`restore_region`."""
+    if model.net is None:
+        return model.volume_net.predict(vol)
+    return restore_region(vol, model, **kw)
 
 
 def _describe(model: IsoNetModel, factor, shape, n_out, fusion, lo, hi, normalization) -> dict:

@@ -31,3 +31,13 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[${extras}]"
 echo "isonet-ij installed in $(pwd)/.venv (extras: ${extras})"
+
+# examples/restore_onnx.mjs (and its test) run on onnxruntime-node: installed beside the
+# example when Node.js and npm exist (--ignore-scripts: its install script only fetches
+# optional GPU libraries; the CPU library ships in the package)
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+    && [ ! -d examples/node_modules/onnxruntime-node ]; then
+  npm install --ignore-scripts --no-audit --no-fund --prefix examples onnxruntime-node@1.30.0 >/dev/null \
+    && echo "onnxruntime-node installed in examples/node_modules" \
+    || echo "npm install onnxruntime-node failed: the JavaScript example's test will skip"
+fi

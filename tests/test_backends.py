@@ -27,7 +27,7 @@ def trained(tiny_trained_model):
 
 @pytest.fixture(scope="module")
 def onnx_file(trained, tmp_path_factory):
-    return export_onnx(trained, tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return export_onnx(trained, tmp_path_factory.mktemp("onnx") / "model.onnx", plane=True)
 
 
 @pytest.mark.parametrize("shape", [(2, 64, 64), (1, 48, 96), (3, 100, 36)])

@@ -37,26 +37,28 @@ def trained(tiny_trained_model):
 @pytest.fixture(scope="module")
 def package(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("pkg") / "isonet.bioimageio.zip"
-    return export_bioimageio(trained, out, sample=smooth_volume((8, 40, 44), seed=3))
+    return export_bioimageio(trained, out, sample=smooth_volume((8, 40, 44), seed=3))  # the plane package
 
 
 def test_onnx_export_has_opset_17_dynamic_axes_names_and_metadata(trained, tmp_path):
     import onnx
 
-    path = export(trained, "onnx", tmp_path / "m.onnx")
-    proto = onnx.load(path)
-    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
-    assert [i.name for i in proto.graph.input] == ["input"]
-    assert [o.name for o in proto.graph.output] == ["output"]
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 1, "height", "width"]
-    meta = {p.key: p.value for p in proto.metadata_props}
-    cfg = json.loads((trained / "config.json").read_text())
-    assert float(meta["isonet.factor"]) == 3
-    assert json.loads(meta["isonet.normalization"]) == cfg["normalization"]
-    assert json.loads(meta["isonet.config"])["arch"] == "isonet2"
-    with pytest.raises(FileExistsError, match="--force"):
-        export(trained, "onnx", path)
+    for plane, layout in ((True, ["batch", 1, "height", "width"]), (False, [1, 1, "z", "y", "x"])):
+        path = export(trained, "onnx", tmp_path / f"m{plane}.onnx", plane=plane)
+        proto = onnx.load(path)
+        assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+        assert [i.name for i in proto.graph.input] == ["input"]
+        assert [o.name for o in proto.graph.output] == ["output"]
+        dims = proto.graph.input[0].type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == layout
+        meta = {p.key: p.value for p in proto.metadata_props}
+        cfg = json.loads((trained / "config.json").read_text())
+        assert float(meta["isonet.factor"]) == 3
+        assert json.loads(meta["isonet.normalization"]) == cfg["normalization"]
+        assert json.loads(meta["isonet.config"])["arch"] == "isonet2"
+        assert meta.get("isonet.graph") == (None if plane else "volume")
+        with pytest.raises(FileExistsError, match="--force"):
+            export(trained, "onnx", path)
 
 
 def test_savedmodel_serve_endpoint_returns_a_dict_matching_keras(trained, tmp_path):

@@ -7,13 +7,18 @@ import json
 
 _DESCRIPTION = """\
 Export a trained model directory:
-  onnx        MODEL.onnx (tf2onnx, opset >= 17), (N, 1, H, W) planes, dynamic N/H/W,
-              config, normalization and factor in its metadata; checked against
-              TensorFlow with onnxruntime before it is written
+  onnx        MODEL.onnx, the volume model: raw stack (1, 1, Z, Y, X) float32 in,
+              restored stack (1, 1, floor((Z-1)*f)+1, Y, X) out; z interpolation,
+              training normalization, xz/yz passes and fusion inside the graph; checked
+              against `isonet restore --normalization model` before it is written.
+              --plane: the plane network instead ((N, 1, H, W) normalized planes)
   savedmodel  a TensorFlow SavedModel folder (serve endpoint returning {"output": ...})
-  bioimageio  a bioimage.io model package (spec 0.5, zip): ONNX, SavedModel and Keras
-              weights, scale_linear pre/postprocessing from the training percentiles,
-              test tensors, cover, README, training config; validated before it is written
+  bioimageio  a bioimage.io model package (spec 0.5, zip) of the volume model: 5D axes
+              (batch, channel, z, y, x), output z tied to the input's (integer factors only),
+              y/x halo and reflect padding, test tensors, README, training config;
+              --author / --maintainer / --git-repo / --model-version fill its metadata.
+              --plane: the plane package instead (ONNX, SavedModel and Keras weights,
+              scale_linear pre/postprocessing from the training percentiles, cover)
 
 Examples:
   isonet export model/ --format onnx -o model.onnx
@@ -33,6 +38,14 @@ def register(subparsers) -> None:
                    help="bioimageio: volume for test tensors and cover (default: the training input, else a phantom)")
     p.add_argument("--weights", choices=("best", "last"), default="best", help="checkpoint (default best)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
+    p.add_argument("--plane", action="store_true",
+                   help="write the plane network (normalized axial planes) instead of the volume model")
+    p.add_argument("--author", action="append", default=[], metavar="NAME",
+                   help="bioimageio (volume): an author's name (repeat for several)")
+    p.add_argument("--maintainer", action="append", default=[], metavar="GITHUB_USER",
+                   help="bioimageio (volume): a maintainer's GitHub user name (repeat for several)")
+    p.add_argument("--git-repo", default=None, metavar="URL", help="bioimageio (volume): the source repository")
+    p.add_argument("--model-version", default=None, metavar="X.Y.Z", help="bioimageio (volume): package version")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.set_defaults(func=cmd_export)
 
@@ -47,8 +60,13 @@ def cmd_export(args) -> int:
     kw = {}
     if args.fmt != "savedmodel":
         kw["opset"] = args.opset
+    if args.fmt != "savedmodel" and args.plane:
+        kw["plane"] = True
     if args.fmt == "bioimageio":
         kw["sample"] = args.sample
+        if not args.plane:
+            kw.update(authors=args.author, maintainers=args.maintainer, git_repo=args.git_repo,
+                      version=args.model_version)
     path = export(args.model, args.fmt, args.output, force=args.force, weights=args.weights, **kw)
     print(json.dumps({"format": args.fmt, "output": str(path)}))
     return 0
