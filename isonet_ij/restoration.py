@@ -432,9 +432,7 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     t0 = time.perf_counter()
     vol = check_volume(volume)
     model = load_model(model, weights=weights)
-    f, fusion, passes = check_options(model, factor, fusion, passes, precision)
-    if model.net is None:
-        check_volume_model_options(vol, model, f, fusion, passes, normalization, border)
+    f, fusion, passes = _checked_options(vol, model, factor, fusion, passes, precision, normalization, border)
     lo, hi = resolve_normalization(vol, model.config, normalization)
     Z, Y, X = vol.shape
     n_out = grid.n_output_slices(Z, f)
@@ -461,6 +459,14 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     if consistency:
         info.update(_consistency(out, vol, model, f, lo, hi, parse_memory(max_memory)))
     return Restoration(out, info)
+
+
+def _checked_options(vol, model, factor, fusion, passes, precision, normalization, border):
+    """:func:`check_options`, and what an exported volume model cannot change."""
+    f, fusion, passes = check_options(model, factor, fusion, passes, precision)
+    if model.net is None:
+        check_volume_model_options(vol, model, f, fusion, passes, normalization, border)
+    return f, fusion, passes
 
 
 def _restore_whole(vol, model: IsoNetModel, **kw) -> np.ndarray:
