@@ -4,7 +4,7 @@
 # virtual environment in .venv with the package and the extras named in $ISONET_EXTRAS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${ISONET_EXTRAS:-cpu,export,imagej,dask,test}"
+extras="${ISONET_EXTRAS:-cpu,export,imagej,dask,napari,test}"
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(default-jre-headless)
