@@ -48,6 +48,7 @@ from .options import (
 
 __all__ = [
     "install_commands",
+    "last_status",
     "dialog_values",
     "uninstall_commands",
     "installed",
@@ -205,6 +206,11 @@ def last_result(command: str):
     return _state.last.get(command)
 
 
+def last_status() -> str:
+    """The status line the last successful command ended with (``"...: done (N s)"``)."""
+    return _state.status
+
+
 def last_table(command: str):
     """The last ``ij.measure.ResultsTable`` that ``command`` showed, or None.
 
@@ -324,8 +330,7 @@ def _run(name: str) -> None:
 
 @contextlib.contextmanager
 def _no_recording(interactive: bool):
-    """Keep the Recorder from writing ``selectWindow`` for windows a command opens (a table,
-    a plot) before the command's own ``run(...)`` line (:func:`record` writes it after)."""
+    """No ``selectWindow`` recorded for a command's windows before its ``run(...)`` line."""
     Recorder = _j("ij.plugin.frame.Recorder")
     was = bool(Recorder.record)
     if interactive:
