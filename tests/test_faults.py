@@ -401,3 +401,18 @@ def test_fault(case, fault_files, tmp_path, capsys, record_property, request, mo
     assert len(lines) == 1, err
     assert re.search(case.expect, lines[0]), lines[0]
     assert not (case.reject and re.search(case.reject, lines[0])), lines[0]
+
+
+def test_training_bar_under_a_time_budget_counts_the_budget_not_epochs_x_steps(
+        fault_files, tmp_path, capsys, record_property):
+    """`isonet train --time-budget` (and `isonet demo`) showed 0/5000 steps with an hours-long ETA."""
+    from isonet_ij.cli import main
+
+    record_property("category", "progress")
+    code = main(["train", str(fault_files["good"]), "-o", str(tmp_path / "m"), "--factor", "3",
+                 "--psf", "gaussian:1,3", "--patch", "8", "--batch", "2", "--time-budget", "4s"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "/5000" not in err  # 100 epochs x 50 steps: not what ends the run
+    assert re.search(r"\d+/4 s of the budget, \d+ s left", err), err[-500:]
+    assert re.search(r"val_psnr=\d+\.\d\d", err)  # the latest validation, once there is one
