@@ -1,6 +1,6 @@
 """The fault suite as a report: cases tried, clear errors, tracebacks, data lost, unsafe.
 
-Runs ``tests/test_faults.py``, ``tests/test_faults_imagej.py`` and (when present)
+Runs ``tests/test_faults.py``, ``tests/test_faults_imagej.py`` (+ ``_gui``, under Xvfb) and (when present)
 ``tests/test_faults_safety.py`` with pytest (junitxml), reads each case's ``category``
 and its ``traceback`` / ``data_lost`` / ``unsafe`` properties (recorded by the tests before
 they assert), and writes ``benchmarks/results/faults.md``. The goal: 0 tracebacks for a
@@ -22,7 +22,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FILES = ("tests/test_faults.py", "tests/test_faults_imagej.py", "tests/test_faults_safety.py")
+FILES = ("tests/test_faults.py", "tests/test_faults_imagej.py", "tests/test_faults_imagej_gui.py",
+         "tests/test_faults_safety.py")
 FLAGS = ("traceback", "data_lost", "unsafe")
 
 

@@ -410,7 +410,8 @@ def test_training_bar_under_a_time_budget_counts_the_budget_not_epochs_x_steps(
 
     record_property("category", "progress")
     code = main(["train", str(fault_files["good"]), "-o", str(tmp_path / "m"), "--factor", "3",
-                 "--psf", "gaussian:1,3", "--patch", "8", "--batch", "2", "--time-budget", "4s"])
+                 "--psf", "gaussian:1,3", "--patch", "8", "--batch", "2", "--steps-per-epoch", "5",
+                 "--time-budget", "4s"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "/5000" not in err  # 100 epochs x 50 steps: not what ends the run

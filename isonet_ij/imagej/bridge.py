@@ -331,15 +331,15 @@ def _run(name: str) -> None:
 @contextlib.contextmanager
 def _no_recording(interactive: bool):
     """No ``selectWindow`` recorded for a command's windows before its ``run(...)`` line."""
-    Recorder = _j("ij.plugin.frame.Recorder")
-    was = bool(Recorder.record)
+    field = _j("ij.plugin.frame.Recorder").class_.getField("record")  # JPype: static, via reflection
+    was = bool(field.getBoolean(None))
     if interactive:
-        Recorder.record = False
+        field.setBoolean(None, False)
     try:
         yield
     finally:
         if interactive:
-            Recorder.record = was
+            field.setBoolean(None, was)
 
 
 def _report(name: str, message: str) -> None:
