@@ -101,6 +101,10 @@ def _cases():
         for cname in ("train", "restore", "restore-zarr", "baseline"):
             tmpl = readers[cname].replace(" --factor 3", "")
             cases.append(Case(f"{cname}-factor-{fname}", F, f"{tmpl.format(v='{good}', d='{d}', model='{model}')} --factor {value}", rx))
+    for cname in ("train", "restore", "restore-zarr", "baseline", "psf-estimate"):
+        tmpl = readers[cname].replace(" --factor 3", "")
+        cases.append(Case(f"{cname}-calibration-factor-huge", F, tmpl.format(v="{hugecal}", d="{d}", model="{model}"),
+                          r"factor 1000 .*largest .*16.*--allow-large-factor"))
     cases.append(Case("psf-estimate-factor-huge", F, "psf estimate {good} --factor 1000",
                       r"factor 1000 .*largest .*16.*--allow-large-factor"))
     cases.append(Case("synth-factor-zero", F, "synth nuclei --size 32 --factor 0 -o {d}/s", r"factor"))
@@ -271,6 +275,8 @@ def fault_files(tmp_path_factory, tiny_trained_model):
     for name, arr in arrays.items():
         _write(d / f"{name}.tif", arr, imagej=name == "flat", metadata=None)
         files[name] = d / f"{name}.tif"
+    write_volume(d / "hugecal.tif", good, voxel_size=(200.0, 0.2, 0.2), unit="um")
+    files["hugecal"] = d / "hugecal.tif"
     for name, value in (("zeros", 0.0), ("const", 7.0)):
         write_volume(d / f"{name}.tif", np.full_like(good, value), voxel_size=(0.6, 0.2, 0.2), unit="um")
         files[name] = d / f"{name}.tif"

@@ -121,6 +121,11 @@ def cmd_restore(args) -> int:
         wf.check_large_factor(args.factor, allow=args.allow_large_factor)
     if is_zarr(args.output):
         vio.check_writable(args.output, what="output")
+        if args.factor is None:  # the calibration's factor, checked as a given one
+            from ..io_zarr import open_zarr_volume
+
+            src = open_zarr_volume(args.input) if is_zarr(args.input) else vio.open_lazy_tiff(args.input)
+            wf.check_large_factor(src.anisotropy(), allow=args.allow_large_factor)
         return _restore_chunked(args)
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
     max_memory = parse_memory(args.max_memory or "1G")

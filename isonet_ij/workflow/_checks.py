@@ -55,7 +55,7 @@ def check_large_factor(factor: float, *, allow: bool = False, words: Words = CLI
     """``factor`` unless it exceeds :data:`MAX_FACTOR` without ``allow`` (ValueError)."""
     from ..grid import check_factor
 
-    if factor is not None:
+    if factor is not None and factor > MAX_FACTOR:
         factor = check_factor(factor, name=words.opt("factor"))
     if factor is not None and factor > MAX_FACTOR and not allow:
         msg = (f"factor {factor:g} is above the largest accepted without confirmation "
