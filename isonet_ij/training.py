@@ -469,10 +469,11 @@ class _EpochLoop:
         config = self.config
         self.steps_done = sum(int(r["steps"]) for r in self.history)
         if progress:
-            from tqdm.auto import tqdm
+            from .train_progress import TrainingBar
 
-            self.bar = tqdm(total=self.total_steps, initial=self.start_epoch * config.steps_per_epoch,
-                            unit="step", desc=f"train {config.arch}/{config.mode}", dynamic_ncols=True)
+            self.bar = TrainingBar(desc=f"train {config.arch}/{config.mode}", epochs=config.epochs,
+                                   steps_per_epoch=config.steps_per_epoch, start_epoch=self.start_epoch,
+                                   budget=self.budget, t_start=self.t_start)
         stop_reason = "already done" if self.start_epoch >= config.epochs else "epochs"
         try:
             for epoch in range(self.start_epoch, config.epochs):
@@ -511,8 +512,7 @@ class _EpochLoop:
             losses.append(float(self.train_step(xb[..., None], yb[..., None])))
             self.steps_done += 1
             if self.bar is not None:
-                self.bar.update(1)
-                self.bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
+                self.bar.step(losses[-1])
         return losses, lr_now, False
 
     def _validate(self) -> tuple[float, float]:
@@ -546,8 +546,7 @@ class _EpochLoop:
         if improved:
             self.best_val, self.best_epoch = val_loss, epoch + 1
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{row['loss']:.3g}", val_psnr=f"{val_psnr:.2f}",
-                                 input=f"{self.val_psnr_input:.2f}", refresh=True)
+            self.bar.validated(epoch + 1, val_psnr, self.val_psnr_input)
         if self.model_dir is not None:
             state = {"epoch": epoch + 1, "best_val_loss": self.best_val, "best_epoch": self.best_epoch,
                      "elapsed_s": elapsed, "partial_epoch": out_of_time}

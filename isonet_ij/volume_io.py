@@ -33,6 +33,8 @@ __all__ = [
     "atomic_path",
     "check_output_path",
     "check_not_input",
+    "check_writable",
+    "check_intensity_dtype",
     "normalize_voxel_size",
     "available_memory",
     "as_volume3d",
@@ -142,6 +144,7 @@ def read_volume(path, *, allow_nan: bool = False) -> Volume:
         metadata = _read_info(tif)
 
     data, axes = _canonical_axes(data, axes, path)
+    check_intensity_dtype(data.dtype, path)
     if data.dtype.kind == "f" and not allow_nan and not np.all(np.isfinite(data)):
         n_bad = int(np.count_nonzero(~np.isfinite(data)))
         msg = (
@@ -291,6 +294,16 @@ def _read_info(tif: tifffile.TiffFile) -> dict:
 # --------------------------------------------------------------------------- writing
 
 
+def check_intensity_dtype(dtype, path) -> None:
+    """Refuse booleans (a mask) and complex numbers: an input must hold real intensities."""
+    kind = np.dtype(dtype).kind
+    if kind in "bc":
+        what = "booleans (a mask)" if kind == "b" else f"complex numbers ({np.dtype(dtype)})"
+        msg = (f"{str(path)!r} holds {what}, not intensities; give the grey-level acquisition "
+               "(8/16-bit or float), or convert it (Image > Type in Fiji)")
+        raise VolumeError(msg)
+
+
 def _resolved(path) -> Path:
     try:
         return Path(path).expanduser().resolve()
@@ -302,7 +315,7 @@ def check_not_input(path, inputs=(), *, what: str = "output") -> Path:
     """Refuse an output that is one of ``inputs``, lies inside one (a model or zarr folder)
     or holds one (a folder that would be replaced). Paths are compared resolved.
 
-    Returns the path as a ``Path``; creates nothing.
+    Returns the path as a ``Path``; creates nothing (:func:`check_writable` probes the folder).
     """
     path = Path(path)
     out = _resolved(path)
@@ -324,15 +337,44 @@ def check_output_path(path, *, force: bool = False, inputs=()) -> Path:
     """Refuse to write onto (or into) an input, or onto an existing file unless ``force``.
 
     ``inputs`` are files or folders (a model directory, a zarr store) the computation
-    reads; see :func:`check_not_input`. Returns the path as a ``Path``; creates nothing.
+    reads; see :func:`check_not_input`. Returns the path as a ``Path``; creates nothing
+    (:func:`check_writable` probes the folder).
     """
     path = check_not_input(path, inputs)
-    if path.exists() and not force:
-        msg = f"output {str(path)!r} exists; choose another path or pass --force to replace it"
-        raise FileExistsError(msg)
     if path.exists() and path.is_dir():
         msg = f"output {str(path)!r} is a directory; give a file name"
         raise FileExistsError(msg)
+    if path.exists() and not force:
+        msg = f"output {str(path)!r} exists; choose another path or pass --force to replace it"
+        raise FileExistsError(msg)
+    return check_writable(path)
+
+
+def check_writable(path, *, what: str = "output") -> Path:
+    """Raise unless a file can be created at ``path`` (its folder, or the nearest existing one).
+
+    Probes by creating (and removing) a temporary file: permission bits alone do not tell
+    (root, read-only mounts, ACLs). Missing folders are created later by the writer; the
+    nearest existing one must then be writable. Raises PermissionError (a message naming
+    the folder) or NotADirectoryError (a file where a folder is expected).
+    """
+    path = Path(path).expanduser()
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        msg = (f"cannot write {what} {str(path)!r}: {str(folder)!r} is a file, not a folder; "
+               "choose an output path inside a folder")
+        raise NotADirectoryError(msg)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".isonet-probe-", dir=folder)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        msg = (f"cannot write {what} {str(path)!r}: folder {str(folder)!r} is not writable "
+               f"({reason.lower()}); choose a folder you can write to")
+        raise PermissionError(msg) from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -511,6 +553,7 @@ class LazyTiffVolume(RegionVolume):
             self.voxel_size, self.unit = _read_calibration(tif, axes)
             shape, self.dtype = tuple(series.shape), np.dtype(series.dtype)
             contiguous = series.dataoffset is not None
+        check_intensity_dtype(self.dtype, p)
         squeezed = [(a, n) for a, n in zip(axes, shape) if not (a in "TC" and n == 1)]
         if "".join(a for a, _ in squeezed) != "ZYX":
             msg = (f"{self.path!r} has axes {axes} {shape}; reading by regions takes one ZYX stack "

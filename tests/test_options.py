@@ -148,7 +148,7 @@ def test_cli_flags_and_macro_keys_are_unchanged():
     assert flags == {"--factor", "--psf", "--arch", "--mode", "--epochs", "--steps-per-epoch", "--patch",
                      "--batch", "--lr", "--dropout", "--lr-schedule", "--loss", "--no-noise-match",
                      "--no-augment", "--time-budget", "--seed", "--channel", "--timepoint", "--threads",
-                     "--resume", "--force"}
+                     "--allow-large-factor", "--resume", "--force"}
     assert COMMANDS["IsoNet Train"].keys == ["model", "psf", "mode", "arch", "factor", "epochs", "steps",
                                              "patch", "batch", "time", "seed", "channel", "frame",
                                              "resume", "overwrite"]

@@ -60,13 +60,30 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("isonet: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (FileNotFoundError, FileExistsError, ValueError, PermissionError, NotADirectoryError,
+            IsADirectoryError) as exc:
         # Known, user-facing errors: one clear line, no traceback (use -v for one).
         if args.verbose:
             raise
-        print(f"isonet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"isonet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        from ..workflow import missing_extra
+
+        advice = missing_extra(exc)
+        if advice is None or args.verbose:
+            raise
+        print(f"isonet {args.command}: error: {advice}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc``; an OS error without one of ours names its file and reason."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return (f"cannot write or read {str(exc.filename)!r}: {exc.strerror.lower()}; "
+                "choose a path you can write to")
+    return " ".join(str(exc).split("\n")).strip() or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("method", choices=("bicubic", "rl", "srcnn"))
     p.add_argument("input", metavar="INPUT.tif", help="anisotropic 3D volume (ZYX)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.tif")
-    add_arguments(p, TRAIN_SETTINGS, ("factor",))
+    add_arguments(p, TRAIN_SETTINGS, ("factor", "allow_large_factor"))
     p.add_argument("--psf", default=None, metavar="SPEC",
                    help=PSF_HELP + " (rl only)")
     p.add_argument("--iterations", type=int, default=10, help="Richardson-Lucy iterations (default 10)")
@@ -73,9 +73,12 @@ def cmd_baseline(args) -> int:
 
     wf.quiet_tensorflow()
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input])
+    wf.check_counts({"iterations": args.iterations, "patch": args.patch, "threads": args.threads},
+                    {"iterations": ("iterations", 1), "patch": ("patch", 1), "threads": ("threads", 1)})
     vol = vio.read_volume(args.input)
     data = zyx_of(vol, None, None, args.input)
     factor, _ = wf.resolve_factor(args.factor, vol.voxel_size, what=str(args.input))
+    wf.check_large_factor(factor, allow=args.allow_large_factor)
     meta = {"method": args.method, "factor": factor}
     if args.method == "bicubic":
         out = baselines.bicubic(data, factor)

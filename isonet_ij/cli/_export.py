@@ -56,7 +56,12 @@ def cmd_export(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from ..model_export import export
+    from ..volume_io import check_output_path, check_writable
 
+    if args.fmt == "savedmodel":
+        check_writable(args.output, what="SavedModel folder")
+    else:
+        check_output_path(args.output, force=args.force, inputs=[args.model])
     kw = {}
     if args.fmt != "savedmodel":
         kw["opset"] = args.opset

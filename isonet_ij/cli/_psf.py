@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     e.add_argument("volume", metavar="VOLUME.tif")
     e.add_argument("--factor", type=float, default=None,
                    help="anisotropy factor dz/dx (default: from the calibration)")
+    e.add_argument("--allow-large-factor", action="store_true",
+                   help="accept an anisotropy factor above 16 (refused as a probable mistake)")
     e.add_argument("--sigma-xy", type=float, default=None, help="lateral sigma in voxels if known")
     e.add_argument("--model", default=None, metavar="MODEL",
                    help="also fit an optical model's free NA to the measured axial blur: confocal, "
@@ -97,12 +99,11 @@ def cmd_estimate(args) -> int:
     from ..psf import gaussian_psf, parse_psf_spec
     from ..psf import estimate_axial_blur, estimate_summary, fit_optical_psf
 
+    from ..workflow import check_large_factor, resolve_factor
+
     vol = _read_stack(args.volume, "VOLUME.tif", args)
-    factor = args.factor
-    if factor is None:
-        if vol.voxel_size is None:
-            raise ValueError("VOLUME.tif has no calibration; pass --factor (z spacing / xy spacing)")
-        factor = vol.voxel_size[0] / vol.voxel_size[2]
+    factor, _ = resolve_factor(args.factor, vol.voxel_size, what=str(args.volume))
+    check_large_factor(factor, allow=args.allow_large_factor)
     rep = estimate_axial_blur(vol.data, factor=factor, sigma_xy=args.sigma_xy, plot=args.plot)
     summary = estimate_summary(rep)
     dx = vol.voxel_size[2] if vol.voxel_size else None

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     add_arguments(p, RESTORE_SETTINGS, ("factor", "fusion", "normalization", "batch_size", "max_memory"))
     p.add_argument("--dtype", choices=("float32", "input"), default="float32",
                    help="output type: float32 (default) or the input's (clipped, rounded)")
-    add_arguments(p, RESTORE_SETTINGS, ("weights", "precision"))
+    add_arguments(p, RESTORE_SETTINGS, ("weights", "precision", "allow_large_factor"))
     p.add_argument("--no-consistency", action="store_true", help="skip the self-consistency score")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
     p.add_argument("--force", action="store_true", help="replace an existing output")
@@ -115,7 +115,18 @@ def cmd_restore(args) -> int:
     from ..nets import set_threads
     from ..tiling import parse_memory
 
+    wf.check_settings({"batch_size": args.batch}, RESTORE_SETTINGS)
+    wf.check_counts({"threads": args.threads, "workers": args.workers},
+                    {"threads": ("threads", 1), "workers": ("workers", 1)})
+    if args.factor is not None:
+        wf.check_large_factor(args.factor, allow=args.allow_large_factor)
     if is_zarr(args.output):
+        vio.check_writable(args.output, what="output")
+        if args.factor is None:  # the calibration's factor, checked as a given one
+            from ..io_zarr import open_zarr_volume
+
+            src = open_zarr_volume(args.input) if is_zarr(args.input) else vio.open_lazy_tiff(args.input)
+            wf.check_large_factor(src.anisotropy(), allow=args.allow_large_factor)
         return _restore_chunked(args)
     out_path = vio.check_output_path(args.output, force=args.force, inputs=[args.input, args.model])
     max_memory = parse_memory(args.max_memory or "1G")
@@ -125,6 +136,7 @@ def cmd_restore(args) -> int:
     wf.check_not_restored(vol.metadata, args.factor, calibrated=vol.voxel_size is not None, what=str(args.input))
     factor, source = wf.resolve_factor(args.factor, vol.voxel_size, fallback=tm.config.factor,
                                        what=str(args.input))
+    wf.check_large_factor(factor, allow=args.allow_large_factor)
     res = wf.restore_volume(
         vol.data, vol.axes, tm, factor=factor, factor_source=source, command="restore",
         input=str(Path(args.input).resolve()), model_path=Path(args.model).resolve(),

@@ -33,7 +33,7 @@ budget), constant learning rate, 100 epochs x 50 steps, negative-PSNR loss (eq. 
 #: The CLI's options, in help order (declared in :mod:`isonet_ij.workflow`).
 OPTIONS = ("factor", "psf", "arch", "mode", "epochs", "steps_per_epoch", "patch_size",
            "batch_size", "learning_rate", "dropout", "lr_schedule", "loss", "noise_match",
-           "augment", "time_budget", "seed", "channel", "timepoint", "threads", "resume", "force")
+           "augment", "time_budget", "seed", "channel", "timepoint", "threads", "allow_large_factor", "resume", "force")
 #: The options that are Config fields (the rest steer the run).
 CONFIG_OPTIONS = ("arch", "mode", "epochs", "steps_per_epoch", "batch_size", "learning_rate",
                   "dropout", "lr_schedule", "loss", "noise_match", "augment", "seed")
@@ -56,6 +56,10 @@ def zyx_of(vol, channel, timepoint, path):
 
     data, axes = vol.data, vol.axes
     for ax, idx in (("T", timepoint), ("C", channel)):
+        if ax not in axes and idx is not None:
+            opt, what = ("--channel", "channels") if ax == "C" else ("--timepoint", "timepoints")
+            msg = f"{str(path)!r} has no {what} (axes {axes}); drop {opt}"
+            raise ValueError(msg)
         if ax in axes:
             n = data.shape[axes.index(ax)]
             if idx is None:
@@ -94,14 +98,18 @@ def cmd_train(args) -> int:
     for name in MODEL_FILES:  # --force replaces these: never the training input
         vio.check_not_input(out / name, [args.input])
     v = values_from_args(args, TRAIN_SETTINGS, OPTIONS)
+    wf.check_settings(v, TRAIN_SETTINGS)
+    vio.check_writable(out / "config.json", what="model folder")
     budget = parse_duration(v["time_budget"]) if v["time_budget"] else None
     vol = vio.read_volume(args.input)
     data = zyx_of(vol, v["channel"], v["timepoint"], args.input)
     h = None
+    wf.check_model_folder(out, resume=v["resume"], force=v["force"])
     if v["resume"]:
         cfg = wf.resume_config(out, epochs=v["epochs"], given=_given_pair_settings(v))
     else:
         factor, _ = wf.resolve_factor(v["factor"], vol.voxel_size, what=str(args.input))
+        wf.check_large_factor(factor, allow=v["allow_large_factor"])
         spec, h, psf_info = wf.resolve_psf(v["psf"], data, factor, vol.voxel_size, v["mode"])
         cfg = wf.training_config(
             data.shape, factor, psf=spec, psf_info=psf_info, patch_size=v["patch_size"],

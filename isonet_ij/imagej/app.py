@@ -44,8 +44,9 @@ def run_batch(macro, arg: str | None = None, *, fiji=None, display: str = "auto"
     Returns
     -------
     int
-        0 when the macro ran to its end; 1 when it stopped on an error (macro error or an
-        IsoNet command error; the message is printed on stderr).
+        0 when the macro ran to its end without an error; 1 when it stopped on an error
+        (macro error or an IsoNet command error) or ImageJ reported one it went on after
+        (``open()`` of a missing file); the message is printed on stderr.
     """
     from . import bridge
     from .jvm import start_imagej
@@ -62,12 +63,20 @@ def run_batch(macro, arg: str | None = None, *, fiji=None, display: str = "auto"
     Interpreter.batchMode = True
     interp = Interpreter()
     interp.setIgnoreErrors(True)  # errors come back as a message, never as a dialog
+    IJ, System = _j("ij.IJ"), _j("java.lang.System")
+    last_error = System.identityHashCode(IJ.getErrorMessage())
     ret = interp.run(text, arg or "")
-    _j("java.lang.System").out.flush()
+    System.out.flush()
     new_errors = bridge.errors()[n_errors:]
     message = interp.getErrorMessage()
     if message is not None and str(message).strip():
         print(f"isonet imagej: macro error in {path.name}: {str(message).strip()}", file=sys.stderr)
+        return 1
+    ij_error = IJ.getErrorMessage()  # IJ.error(...) of ImageJ itself, e.g. open() of a missing file
+    if not new_errors and ij_error is not None and System.identityHashCode(ij_error) != last_error:
+        text = " ".join(str(ij_error).split())
+        print(f"isonet imagej: {path.name}: ImageJ reported an error: {text} (the macro went on "
+              "after it; fix the macro or its input)", file=sys.stderr)
         return 1
     if new_errors:
         for name, text in new_errors:

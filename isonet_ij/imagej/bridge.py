@@ -25,6 +25,7 @@ dialog work without a display.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import re
 import threading
@@ -32,18 +33,23 @@ import time
 import traceback
 import warnings
 
+from ..workflow import missing_extra
 from .convert import ImageError
 from .options import (
     COMMANDS,
     OptionError,
     check_required,
     convert_value,
+    describe_image,
     format_value,
+    help_html,
     parse_options,
 )
 
 __all__ = [
     "install_commands",
+    "last_status",
+    "dialog_values",
     "uninstall_commands",
     "installed",
     "ensure_command_table",
@@ -60,7 +66,8 @@ log = logging.getLogger(__name__)
 MENU_PATH = "Plugins>IsoNet"
 #: Value of our names in ImageJ's command table (the listener consumes them first).
 _TABLE_VALUE = "isonet_ij.imagej.bridge (Python command listener)"
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError,
+                KeyError)
 
 
 class _State:
@@ -71,6 +78,7 @@ class _State:
         self.last = {}
         self.tables = {}  # last ResultsTable per command
         self.values = {}  # last dialog values per command
+        self.status = ""  # the last "done (N s)" status line
         self.lock = threading.Lock()
 
 
@@ -198,6 +206,11 @@ def last_result(command: str):
     return _state.last.get(command)
 
 
+def last_status() -> str:
+    """The status line the last successful command ended with (``"...: done (N s)"``)."""
+    return _state.status
+
+
 def last_table(command: str):
     """The last ``ij.measure.ResultsTable`` that ``command`` showed, or None.
 
@@ -286,7 +299,8 @@ def _run(name: str) -> None:
                 msg = f"{str(imp.getTitle())!r} is in use by another command; wait for it to finish"
                 raise ValueError(msg)
             locked = True
-        with _Progress(name) as progress, warnings.catch_warnings(record=True) as caught:
+        with _Progress(name) as progress, warnings.catch_warnings(record=True) as caught, \
+                _no_recording(interactive):
             warnings.simplefilter("always")
             result = _HANDLERS[name](imp, values, progress)
         for w in caught:  # the engine's warnings (e.g. a factor the model was not trained for)
@@ -296,19 +310,36 @@ def _run(name: str) -> None:
             record(spec, values)
         if result is not None and not isinstance(result, dict):
             result.show()
-    except _USER_ERRORS as exc:
+            IJ.showStatus(progress.final)  # showing an image replaces the status line
+        _state.status = progress.final
+    except _USER_ERRORS as exc:  # a user's mistake: the message says what to do, no traceback
         failure = _message(exc).removeprefix(f"{name}: ")
         IJ.log(f"{name}: {failure}")
-        if not isinstance(exc, (OptionError, ImageError)):
+        if isinstance(exc, KeyError):
             IJ.log(traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - everything must reach the user
-        failure = f"{type(exc).__name__}: {_message(exc)} (details in the Log window)"
-        IJ.log(f"{name} failed:\n{traceback.format_exc()}")
+        advice = missing_extra(exc) if isinstance(exc, ImportError) else None
+        failure = advice or f"{type(exc).__name__}: {_message(exc)} (details in the Log window)"
+        IJ.log(f"{name}: {advice}" if advice else f"{name} failed:\n{traceback.format_exc()}")
     finally:
         if locked:
             imp.unlock()
     if failure is not None:
         _report(name, failure.removeprefix(f"{name}: "))
+
+
+@contextlib.contextmanager
+def _no_recording(interactive: bool):
+    """No ``selectWindow`` recorded for a command's windows before its ``run(...)`` line."""
+    field = _j("ij.plugin.frame.Recorder").class_.getField("record")  # JPype: static, via reflection
+    was = bool(field.getBoolean(None))
+    if interactive:
+        field.setBoolean(None, False)
+    try:
+        yield
+    finally:
+        if interactive:
+            field.setBoolean(None, was)
 
 
 def _report(name: str, message: str) -> None:
@@ -393,7 +424,8 @@ class _Progress:
         IJ = _j("ij.IJ")
         IJ.showProgress(1.0)
         elapsed = time.monotonic() - self.t0
-        IJ.showStatus(f"{self.name}: {'done' if exc[0] is None else 'failed'} ({elapsed:.1f} s)")
+        self.final = f"{self.name}: {'done' if exc[0] is None else 'failed'} ({elapsed:.1f} s)"
+        IJ.showStatus(self.final)
         return False
 
 
@@ -445,6 +477,7 @@ def _train(imp, v: dict, progress: _Progress):
         channel=v["channel"] or None, frame=v["frame"] or None, resume=v["resume"],
         force=v["overwrite"],
     )
+    _state.values.setdefault("IsoNet Restore", {})["model"] = summary["model_dir"]
     best = summary["best_val_psnr"]
     inp = summary["val_psnr_input"]
     _j("ij.IJ").log(
@@ -488,33 +521,10 @@ _HANDLERS = {"IsoNet Restore": _restore, "IsoNet Segment": _segment, "IsoNet Tra
 # --------------------------------------------------------------------------- dialog
 
 
-def _describe(imp) -> str:
-    if imp is None:
-        return "No image is open."
-    from .convert import calibration_of
-
-    vs, unit = calibration_of(imp)
-    dims = f"{imp.getWidth()} x {imp.getHeight()} x {imp.getNSlices()} slices"
-    if imp.getNChannels() > 1:
-        dims += f", {imp.getNChannels()} channels"
-    if imp.getNFrames() > 1:
-        dims += f", {imp.getNFrames()} frames"
-    if vs is None:
-        cal = "not calibrated"
-    else:
-        cal = (f"voxel {vs[2]:.4g} x {vs[1]:.4g} x {vs[0]:.4g} {unit}, "
-               f"depth / width = {vs[0] / vs[2]:.3g}")
-    return f"{imp.getTitle()}: {dims}, {imp.getBitDepth()}-bit; {cal}"
-
-
-def _help_html(spec) -> str:
-    rows = "".join(
-        f"<tr><td><b>{o.key}</b></td><td>{o.help}</td></tr>" for o in spec.options
-    )
-    return (
-        f"<html><h2>{spec.name}</h2><p>{spec.summary}.</p><p>Macro:<br>"
-        f"<tt>{spec.example()}</tt></p><table>{rows}</table></html>"
-    )
+def dialog_values(name: str) -> dict:
+    """The values a command's dialog starts with: the last used in this session, else defaults
+    (IsoNet Restore's model: the last model IsoNet Train wrote)."""
+    return {**COMMANDS[name].defaults(), **_state.values.get(name, {})}
 
 
 def show_dialog(spec, imp) -> dict | None:
@@ -527,10 +537,10 @@ def show_dialog(spec, imp) -> dict | None:
     import jpype
 
     gd = GenericDialog(spec.name)
-    values = {**spec.defaults(), **_state.values.get(spec.name, {})}
+    values = dialog_values(spec.name)
     hyper = imp is not None and (imp.getNChannels() > 1 or imp.getNFrames() > 1)
     shown = [o for o in spec.options if hyper or not o.hyperstack_only]
-    gd.addMessage(_describe(imp))
+    gd.addMessage(describe_image(imp))
     for opt in shown:
         v = values[opt.key]
         label = opt.display_label
@@ -548,7 +558,7 @@ def show_dialog(spec, imp) -> dict | None:
             gd.addChoice(label, jpype.JArray(jpype.JString)(list(opt.choices)), str(v))
         elif opt.kind == "bool":
             gd.addCheckbox(label, bool(v))
-    gd.addHelp(_help_html(spec))
+    gd.addHelp(help_html(spec))
     gd.showDialog()
     if gd.wasCanceled():
         return None

@@ -22,6 +22,8 @@ from ..workflow import RESTORE_SETTINGS, TRAIN_SETTINGS
 
 __all__ = [
     "Option",
+    "describe_image",
+    "help_html",
     "CommandSpec",
     "COMMANDS",
     "OptionError",
@@ -379,3 +381,34 @@ def format_options(spec: CommandSpec, values: dict) -> str:
             text = f"[{text}]"
         parts.append(f"{opt.key}={text}")
     return " ".join(parts)
+
+
+def describe_image(imp) -> str:
+    """One line about ``imp`` for a dialog: title, dimensions, bit depth, calibration."""
+    if imp is None:
+        return "No image is open."
+    from .convert import calibration_of
+
+    vs, unit = calibration_of(imp)
+    dims = f"{imp.getWidth()} x {imp.getHeight()} x {imp.getNSlices()} slices"
+    if imp.getNChannels() > 1:
+        dims += f", {imp.getNChannels()} channels"
+    if imp.getNFrames() > 1:
+        dims += f", {imp.getNFrames()} frames"
+    if vs is None:
+        cal = "not calibrated"
+    else:
+        cal = (f"voxel {vs[2]:.4g} x {vs[1]:.4g} x {vs[0]:.4g} {unit}, "
+               f"depth / width = {vs[0] / vs[2]:.3g}")
+    return f"{imp.getTitle()}: {dims}, {imp.getBitDepth()}-bit; {cal}"
+
+
+def help_html(spec) -> str:
+    """The Help page of a command's dialog: summary, macro example, one row per option."""
+    rows = "".join(
+        f"<tr><td><b>{o.key}</b></td><td>{o.help}</td></tr>" for o in spec.options
+    )
+    return (
+        f"<html><h2>{spec.name}</h2><p>{spec.summary}.</p><p>Macro:<br>"
+        f"<tt>{spec.example()}</tt></p><table>{rows}</table></html>"
+    )

@@ -26,7 +26,14 @@ from ._models import (
 )
 from ._validate import NEG_TOL, PSF_MODELS, check_shape, check_voxel_size, validate_psf
 
-__all__ = ["load_psf", "parse_psf_spec", "psf_for_volume"]
+__all__ = ["load_psf", "parse_psf_spec", "psf_for_volume", "MAX_PSF_SIGMA", "MAX_PSF_SIDE"]
+
+#: The largest Gaussian sigma a spec may give, voxels of the isotropic grid: its PSF spans
+#: 2 * ceil(4 * sigma) + 1 = 257 voxels per axis; larger ones are mistakes (e.g. nm typed as
+#: voxels) and would need gigabytes.
+MAX_PSF_SIGMA = 32.0
+#: The largest PSF side (voxels per axis) accepted from a file or an optical model.
+MAX_PSF_SIDE = 257
 
 #: Relative tolerance on the sum of a measured PSF before :func:`load_psf` warns.
 _SUM_TOL = 1e-3
@@ -298,6 +305,11 @@ def _gaussian_from_spec(body: str, spec: str) -> tuple[np.ndarray, dict]:
                 f"gaussian:2,8; got {spec!r}"
             )
             raise ValueError(msg)
+        if max(vals) > MAX_PSF_SIGMA:
+            msg = (f"`--psf {spec}`: sigma {max(vals):g} voxels is too large: the largest accepted "
+                   f"is {MAX_PSF_SIGMA:g} voxels (sigmas are in voxels of the isotropic grid, not "
+                   f"nm or um; e.g. gaussian:2,8)")
+            raise ValueError(msg)
         params = {"sigma_xy": vals[0], "sigma_z": vals[1]}
     return gaussian_psf(params["sigma_xy"], params["sigma_z"]), params
 
@@ -373,6 +385,10 @@ def _psf_from_file(text: str, vs) -> tuple[np.ndarray, dict]:
         looks_like_path = any(c in text for c in "/\\.")
         raise (FileNotFoundError if looks_like_path else ValueError)(msg)
     h = load_psf(path, target_spacing=vs)
+    if max(h.shape) > MAX_PSF_SIDE:
+        msg = (f"PSF file {str(path)!r} is too large: {tuple(h.shape)} voxels on the isotropic "
+               f"grid, the largest accepted is {MAX_PSF_SIDE} per axis; crop it around the bead")
+        raise ValueError(msg)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     info = {
         "kind": "file",

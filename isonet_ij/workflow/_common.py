@@ -31,6 +31,16 @@ class Words:
         """``--factor 8`` / ``factor=8``."""
         return f"{self.prefix}{name}{self.sep}{value}"
 
+    def switch(self, setting) -> str:
+        """A yes/no option of a :class:`~isonet_ij.workflow.Setting`: ``--resume`` / its checkbox."""
+        if self.prefix == "--":
+            return setting.flag
+        return f"the checkbox '{setting.label}'"
+
+    def field(self, setting, cli: str) -> str:
+        """A value option: ``cli`` (e.g. ``-o``) on the command line, the dialog field in ImageJ."""
+        return cli if self.prefix == "--" else f"the field '{setting.label}'"
+
 
 CLI_WORDS = Words("--", " ", "set it (Image > Properties in Fiji)", "voxel-size calibration", "pass")
 IMAGEJ_WORDS = Words("", "=", "set it (Image > Properties)", "calibration",

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 from ..config import ARCHS, FUSIONS, LOSSES, LR_SCHEDULES, MODES, Config
 from ..tiling import DEFAULT_BATCH
+from ._checks import MAX_FACTOR, check_counts
+from ._common import CLI_WORDS, Words
 
 __all__ = ["Setting", "SETTINGS", "TRAIN", "RESTORE", "CONFIG_DEFAULTS", "RESTORE_DEFAULTS",
-           "add_arguments", "values_from_args", "PSF_HELP"]
+           "add_arguments", "values_from_args", "check_settings", "PSF_HELP"]
 
 _SAME = object()
 
@@ -90,6 +92,11 @@ _IJ_FACTOR = "anisotropy factor = voxel depth / pixel width; 0: from the image's
 _FACTOR = _s("factor", float, None, _FACTOR_HELP, flag="--factor", metavar="F", key="factor",
              label="factor (0 = from calibration)", ij_help=_IJ_FACTOR, ij_default=0.0, minimum=0.0)
 
+_ALLOW_LARGE = _s("allow_large_factor", bool, False,
+                  f"accept an anisotropy factor above {MAX_FACTOR:g} (larger ones are refused as "
+                  "probable mistakes: the output and the run time grow with the factor)",
+                  flag="--allow-large-factor", store_true=True)
+
 #: Options of ``isonet train`` and IsoNet Train, in the CLI's order.
 TRAIN = {s.name: s for s in (
     _FACTOR,
@@ -143,9 +150,12 @@ TRAIN = {s.name: s for s in (
        ij_default=0.0, minimum=0.0),
     _s("seed", int, CONFIG_DEFAULTS["seed"], "random seed (default 0)", flag="--seed", key="seed",
        label="seed", ij_help="random seed", minimum=0),
-    _s("channel", int, None, "channel of a ZCYX/TZCYX input", flag="--channel", metavar="C"),
-    _s("timepoint", int, None, "timepoint of a TZCYX input", flag="--timepoint", metavar="T"),
-    _s("threads", int, None, "TensorFlow CPU threads (default: all cores)", flag="--threads"),
+    _s("channel", int, None, "channel of a ZCYX/TZCYX input", flag="--channel", metavar="C", minimum=0),
+    _s("timepoint", int, None, "timepoint of a TZCYX input", flag="--timepoint", metavar="T",
+       minimum=0),
+    _s("threads", int, None, "TensorFlow CPU threads (default: all cores)", flag="--threads",
+       minimum=1),
+    _ALLOW_LARGE,
     _s("resume", bool, False, "continue training from MODEL_DIR's last checkpoint", flag="--resume",
        store_true=True, key="resume", label="resume an interrupted training",
        ij_help="continue from the model folder's last checkpoint"),
@@ -192,6 +202,7 @@ RESTORE = {s.name: s for s in (
        "beside the model, checked against fp32) or auto (int8 where this CPU runs it faster)",
        ("fp32", "int8", "auto"), "--precision", key="precision", label="precision",
        ij_help="fp32, int8 (faster on CPUs with VNNI/AMX; checked against fp32) or auto"),
+    _ALLOW_LARGE,
 )}
 
 SETTINGS = {"train": TRAIN, "restore": RESTORE}
@@ -223,3 +234,19 @@ def values_from_args(args, settings, names) -> dict:
         value = getattr(args, s.flag.lstrip("-").replace("-", "_"))
         out[name] = (not value) if s.flag.startswith("--no-") else value
     return out
+
+
+def check_settings(values: dict, settings, *, words: Words = CLI_WORDS) -> None:
+    """Refuse integer values below their setting's ``minimum`` (``--batch 0``), never clamp.
+
+    ``values``: ``{name: value}`` (None: unset); the message names the option as ``words``'
+    interface does (``--batch`` on the command line, ``batch`` in ImageJ).
+    """
+    minimums = {}
+    for name in values:
+        s = settings.get(name)
+        if s is None or s.type is not int or s.minimum is None:
+            continue
+        option = s.flag.lstrip("-") if words.prefix == "--" and s.flag else (s.key or s.name)
+        minimums[name] = (option, s.minimum)
+    check_counts(values, minimums, words=words)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
-__all__ = ["patch_size_for", "training_config", "resume_config", "train_volume", "training_summary"]
+from ._common import CLI_WORDS, Words
+
+__all__ = ["check_model_folder", "patch_size_for", "training_config", "resume_config", "train_volume", "training_summary"]
 
 #: Patch side when none is given: the measured best (see :class:`isonet_ij.config.Config`).
 DEFAULT_PATCH = 64
@@ -108,15 +111,50 @@ def training_summary(result, model_dir, *, seconds=None) -> dict:
     return out
 
 
+def check_model_folder(model_dir, *, resume: bool, force: bool, words: Words = CLI_WORDS) -> None:
+    """Refuse a model folder training cannot use, naming the options as ``words``' interface does.
+
+    Resuming needs a checkpoint; a new run needs an empty (or no) folder unless ``force``.
+    """
+    from ..checkpoints import TRAIN_STATE, WEIGHTS_LAST
+    from ._options import TRAIN
+
+    model_dir = Path(model_dir)
+    where = words.field(TRAIN["model_dir"], "-o")
+    if model_dir.exists() and not model_dir.is_dir():
+        msg = f"model folder {str(model_dir)!r} is a file; choose a folder path for {where}"
+        raise FileExistsError(msg)
+    if resume:
+        if not ((model_dir / TRAIN_STATE).is_file() and (model_dir / WEIGHTS_LAST).is_file()):
+            msg = (f"cannot resume: {str(model_dir)!r} holds no interrupted training ({TRAIN_STATE} "
+                   f"+ {WEIGHTS_LAST}); untick {words.switch(TRAIN['resume'])} to start a new one")
+            raise FileNotFoundError(msg)
+    elif model_dir.is_dir() and any(model_dir.iterdir()) and not force:
+        msg = (f"model folder {str(model_dir)!r} is not empty; tick {words.switch(TRAIN['resume'])} "
+               f"to continue its training, {words.switch(TRAIN['force'])} to replace it, or choose "
+               f"another folder for {where}")
+        raise FileExistsError(msg)
+
+
 def train_volume(data, config, *, model_dir, psf=None, time_budget=None, resume: bool = False,
-                 force: bool = False, progress: bool = False, threads=None) -> tuple[object, dict]:
+                 force: bool = False, progress: bool = False, threads=None,
+                 words: Words = CLI_WORDS) -> tuple[object, dict]:
     """Train on ``data`` into ``model_dir``; ``(result, training_summary(...))``.
 
-    ``time_budget`` in seconds (None: no limit).
+    ``time_budget`` in seconds (None: no limit). A constant (e.g. all-zero) volume is refused
+    before anything is written (:func:`~isonet_ij.workflow.check_contrast`).
     """
     from ..training import train
+    from ._checks import check_contrast
 
+    check_model_folder(model_dir, resume=resume, force=force, words=words)
+    check_contrast(data, what="the training volume")
     t0 = time.monotonic()
-    res = train(data, config, psf=psf, model_dir=Path(model_dir), time_budget=time_budget,
-                resume=resume, force=force, progress=progress, threads=threads)
+    with warnings.catch_warnings():
+        # Keras passes copy= to numpy's __array__ of its own tensors on every step: not ours
+        # to fix, and dozens of them would bury the summary (ImageJ logs every warning)
+        warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy",
+                                category=DeprecationWarning)
+        res = train(data, config, psf=psf, model_dir=Path(model_dir), time_budget=time_budget,
+                    resume=resume, force=force, progress=progress, threads=threads)
     return res, training_summary(res, model_dir, seconds=time.monotonic() - t0)

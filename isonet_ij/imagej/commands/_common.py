@@ -34,8 +34,20 @@ def check_stack(imp, command: str) -> None:
         raise ImageError(msg)
 
 
-def derived_title(imp, suffix: str) -> str:
-    """``"<title without extension>_<suffix>"``."""
+def derived_title(imp, suffix: str, *, unique: bool = True) -> str:
+    """``"<title without extension>_<suffix>"``, made unique as ImageJ does for duplicates
+    (``..._isotropic-1``, ``-2``, ...) so that a recorded ``selectWindow`` picks this one."""
+    title = _base_title(imp, suffix)
+    if unique:
+        import jpype
+
+        WM = jpype.JClass("ij.WindowManager")
+        if WM.getImage(title) is not None:
+            title = str(WM.getUniqueName(title))
+    return title
+
+
+def _base_title(imp, suffix: str) -> str:
     title = str(imp.getTitle())
     stem, ext = os.path.splitext(title)
     if ext.lower() in (".tif", ".tiff", ".ome", ".png", ".zip", ".czi", ".lsm", ".nd2", ".ims"):

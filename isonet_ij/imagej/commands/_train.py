@@ -66,6 +66,7 @@ def train_imageplus(imp, *, model_dir, psf=None, mode=None, arch=None, factor=No
     model_dir = Path(str(model_dir)).expanduser()
     c, t = position_of(imp, channel, frame)
     vol = imageplus_to_volume(imp, channel=c, frame=t)
+    wf.check_model_folder(model_dir, resume=resume, force=force, words=wf.IMAGEJ_WORDS)
     if resume:
         cfg, h = wf.resume_config(model_dir, epochs=epochs), None
         f = cfg.factor
@@ -78,5 +79,5 @@ def train_imageplus(imp, *, model_dir, psf=None, mode=None, arch=None, factor=No
                             patch_size=patch_size, options=options)
     _, summary = wf.train_volume(vol.data, cfg, model_dir=model_dir, psf=h,
                                  time_budget=float(time_budget) if time_budget else None,
-                                 resume=resume, force=force)
+                                 resume=resume, force=force, words=wf.IMAGEJ_WORDS)
     return {**summary, "factor": f}
