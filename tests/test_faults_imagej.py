@@ -99,8 +99,9 @@ def test_restore_accepts_an_exported_onnx_file(imagej_bridge, stack, imagej_tiny
     pytest.importorskip("tf2onnx")
     from isonet_ij.model_export import export
 
-    onnx = export(imagej_tiny_model, "onnx", tmp_path / "tiny model.onnx")
-    ret, err = run_macro(f'run("IsoNet Restore", "model=[{onnx}]"); return "" + nSlices;', stack)
+    onnx = export(imagej_tiny_model, "onnx", tmp_path / "tiny model.onnx")  # the volume model
+    # a volume model normalizes with the training percentiles only: the macro says so
+    ret, err = run_macro(f'run("IsoNet Restore", "model=[{onnx}] normalization=model"); return "" + nSlices;', stack)
     assert err is None, err
     assert int(ret) == imageplus_to_volume(imagej_bridge.last_result("IsoNet Restore")).data.shape[0]
 

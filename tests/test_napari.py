@@ -191,7 +191,8 @@ def _screenshot(viewer, restore_widget):
     viewer.screenshot(str(DOCS / "napari_restore.png"), canvas_only=False)
 
 
-def test_restore_factor_from_the_field_on_a_1to1_layer(make_napari_viewer, qtbot, phantom, errors):
+def test_restore_factor_from_the_field_on_a_1to1_layer(make_napari_viewer, qtbot, phantom, errors, record_property):
+    record_property("category", "napari")
     viewer = make_napari_viewer()
     layer = viewer.add_image(phantom["input"], name="raw")  # scale (1, 1, 1): no calibration
     w = RestoreWidget(viewer)
@@ -208,7 +209,8 @@ def test_restore_factor_from_the_field_on_a_1to1_layer(make_napari_viewer, qtbot
 
 
 @pytest.mark.parametrize("cls", [RestoreWidget, TrainWidget, SegmentWidget, EstimatePSFWidget])
-def test_bad_layers_give_a_notification_and_change_nothing(make_napari_viewer, cls, errors, tmp_path):
+def test_bad_layers_give_a_notification_and_change_nothing(make_napari_viewer, cls, errors, tmp_path, record_property):
+    record_property("category", "napari")
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
     layers = [viewer.add_image(rng.random((32, 32), dtype=np.float32), name="2d"),
@@ -231,7 +233,8 @@ def test_bad_layers_give_a_notification_and_change_nothing(make_napari_viewer, c
     assert not (tmp_path / "m").exists()
 
 
-def test_missing_model_gives_a_notification(make_napari_viewer, phantom, errors, tmp_path):
+def test_missing_model_gives_a_notification(make_napari_viewer, phantom, errors, tmp_path, record_property):
+    record_property("category", "napari")
     viewer = make_napari_viewer()
     layer = viewer.add_image(phantom["input"], name="nuclei", scale=phantom["input_voxel_size"])
     w = RestoreWidget(viewer)
@@ -245,7 +248,8 @@ def test_missing_model_gives_a_notification(make_napari_viewer, phantom, errors,
 
 
 def test_bad_model_folder_is_a_notification_not_a_traceback(make_napari_viewer, qtbot, phantom, errors,
-                                                            tmp_path):
+                                                            tmp_path, record_property):
+    record_property("category", "napari")
     viewer = make_napari_viewer()
     layer = viewer.add_image(phantom["input"], name="nuclei", scale=phantom["input_voxel_size"])
     (tmp_path / "empty").mkdir()
@@ -278,7 +282,8 @@ def test_train_widget_writes_a_loadable_model(make_napari_viewer, qtbot, phantom
     assert model.config.factor == pytest.approx(8.0)
 
 
-def test_train_cancel_stops_the_run(make_napari_viewer, qtbot, phantom, tmp_path, errors):
+def test_train_cancel_stops_the_run(make_napari_viewer, qtbot, phantom, tmp_path, errors, record_property):
+    record_property("category", "napari")
     viewer = make_napari_viewer()
     layer = viewer.add_image(phantom["input"], name="nuclei", scale=phantom["input_voxel_size"])
     w = TrainWidget(viewer)
