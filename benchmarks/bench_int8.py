@@ -65,7 +65,8 @@ def csbdeep_speed(vol, factor, repeat):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        care = IsotropicCARE(CareConfig("YX", n_channel_in=1, n_channel_out=1, train_tensorboard=False), None)
+        care = IsotropicCARE(CareConfig("YX", n_channel_in=1, n_channel_out=1, train_tensorboard=False), None,
+                             basedir=None)  # in memory: no model folder
         out, sec = timed(lambda: care.predict(vol.astype(np.float32), "ZYX", factor), repeat)
     return out.size / sec
 
