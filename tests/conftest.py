@@ -141,3 +141,18 @@ def tiny_trained_model(tmp_path_factory):
                  steps_per_epoch=4, n_validation=4, seed=0)
     train(smooth_volume((8, 36, 36)), cfg, model_dir=d)
     return d
+
+
+def constant_output_net(arch: str = "isonet1"):
+    """A network whose output is 0.5 everywhere (all weights zero, last bias 0.5): it learned nothing."""
+    import numpy as np
+
+    from isonet_ij import nets
+
+    net = nets.build_model(arch, dropout=0.0, seed=0)
+    for layer in net.layers:
+        if layer.get_weights():
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    last = net.layers[-1]
+    last.set_weights([np.zeros_like(last.get_weights()[0]), np.full_like(last.get_weights()[1], 0.5)])
+    return net

@@ -10,7 +10,6 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
 
-from isonet_ij import nets  # noqa: E402
 from isonet_ij.artifacts import ArtifactError, find_demo_package  # noqa: E402
 from isonet_ij.backends import OnnxBackend  # noqa: E402
 from isonet_ij.config import Config  # noqa: E402
@@ -23,7 +22,7 @@ from isonet_ij.model_export import (  # noqa: E402
     onnx_bytes,
     validate_package,
 )
-from conftest import smooth_volume  # noqa: E402
+from conftest import constant_output_net, smooth_volume  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHT_FORMATS = ("onnx", "tensorflow_saved_model_bundle", "keras_v3")
@@ -77,12 +76,7 @@ def test_savedmodel_serve_endpoint_returns_a_dict_matching_keras(trained, tmp_pa
 def test_a_model_that_learned_nothing_fails_the_artifact_check(tmp_path):
     cfg = Config(factor=2, arch="isonet1", mode="none", dropout=0.0,
                  normalization={"p_low": 1.0, "p_high": 99.8, "low": 0.0, "high": 1.0})
-    net = nets.build_model("isonet1", dropout=0.0, seed=0)
-    for layer in net.layers:
-        if layer.get_weights():
-            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-    last = net.layers[-1]
-    last.set_weights([np.zeros_like(last.get_weights()[0]), np.full_like(last.get_weights()[1], 0.5)])
+    net = constant_output_net()  # output 0.5 everywhere
     dead = model_from_keras(net, cfg)
     be = OnnxBackend(onnx_bytes(dead), cfg)
     x = np.random.default_rng(0).random((1, 32, 32)).astype(np.float32)

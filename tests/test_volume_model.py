@@ -18,7 +18,7 @@ from isonet_ij.model import load_model, model_from_keras  # noqa: E402
 from isonet_ij.model_export import export_onnx  # noqa: E402
 from isonet_ij.restoration import restore, restore_region  # noqa: E402
 from isonet_ij.volume_graph import OnnxVolumeNet, compare_restorations, min_sizes, volume_onnx_bytes  # noqa: E402
-from conftest import smooth_volume  # noqa: E402
+from conftest import constant_output_net, smooth_volume  # noqa: E402
 
 NORM = {"p_low": 1.0, "p_high": 99.8, "low": 100.0, "high": 1100.0}  # smooth_volume spans 100..1100
 #: acquired slices per factor: small volumes whose isotropic grid still exceeds the z border
@@ -57,12 +57,7 @@ def test_volume_model_equals_restore_with_model_normalization(arch, factor, fusi
 
 def test_a_model_with_constant_output_fails_the_check(tmp_path):
     cfg = Config(factor=4, arch="isonet1", mode="none", normalization=dict(NORM))
-    net = nets.build_model("isonet1", seed=0)
-    for layer in net.layers:
-        if layer.get_weights():
-            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
-    last = net.layers[-1]
-    last.set_weights([np.zeros_like(last.get_weights()[0]), np.full_like(last.get_weights()[1], 0.5)])
+    net = constant_output_net()  # output 0.5 everywhere
     dead = model_from_keras(net, cfg)
     vol = smooth_volume((8, 24, 28), seed=1)
     got = OnnxVolumeNet(volume_onnx_bytes(net, cfg), cfg).predict(vol)
