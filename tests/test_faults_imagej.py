@@ -152,3 +152,15 @@ def test_isonet_imagej_batch_command_exits_nonzero_when_open_fails(tmp_path, rec
                            "--display", "headless"], capture_output=True, text=True, timeout=240)
     assert proc.returncode == 1, proc.stderr
     assert "File not found" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_stack_calibrated_one_to_one_is_refused_not_restored_with_the_models_factor(
+        imagej_bridge, imagej_stack, imagej_tiny_model, capfd, record_property):
+    """An isotropic (1:1, in um) stack: IsoNet Restore says so instead of applying factor 3 again."""
+    record_property("category", "imagej")
+    data, _ = imagej_stack
+    iso = array_to_imageplus(data, title="isotropic.tif", voxel_size=(1.0, 1.0, 1.0), unit="um")
+    msg, out = _run_failing(imagej_bridge, f'run("IsoNet Restore", "model=[{imagej_tiny_model}]");', iso, capfd)
+    assert re.search(r"not an anisotropic stack", msg), msg
+    assert "Traceback" not in out
+    assert iso.getNSlices() == data.shape[0] and iso.getCalibration().pixelDepth == 1.0  # input untouched
