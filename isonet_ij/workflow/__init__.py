@@ -5,7 +5,8 @@ One implementation of the orchestration around the library: quiet TensorFlow
 calibration > model), the PSF of a training run (:func:`resolve_psf`, incl.
 ``auto[:MODEL]``), the Config of a run (:func:`training_config`, :func:`resume_config`),
 training (:func:`train_volume`, :func:`training_summary`), restoration
-(:func:`restore_volume`) with its :func:`provenance`, and scores (:func:`score_volumes`).
+(:func:`restore_volume`) with its :func:`provenance`, scores (:func:`score_volumes`), and the
+demo job of ``isonet demo`` (:func:`run_demo`).
 The user options of training and restoration are declared once in
 :data:`TRAIN_SETTINGS` / :data:`RESTORE_SETTINGS` (see :class:`Setting`). Up-front checks (:func:`check_counts`, :func:`check_large_factor`,
 :func:`check_contrast`, :func:`check_writable`, :func:`missing_extra`) refuse what cannot be
@@ -23,6 +24,7 @@ from ._common import (
     quiet_tensorflow,
     resolve_factor,
 )
+from ._demo import DEMO_DESCRIPTION, DemoOptions, run_demo
 from ._checks import EXTRAS, MAX_FACTOR, check_contrast, check_counts, check_large_factor, check_writable, missing_extra
 from ._options import CONFIG_DEFAULTS, PSF_HELP, RESTORE_DEFAULTS, Setting, add_arguments, check_settings, values_from_args
 from ._options import RESTORE as RESTORE_SETTINGS
@@ -39,5 +41,5 @@ __all__ = [
     "resolve_psf", "Restored", "restore_volume", "check_not_restored", "convert_dtype", "score_volumes",
     "patch_size_for", "training_config", "resume_config", "train_volume", "training_summary",
     "EXTRAS", "MAX_FACTOR", "check_contrast", "check_counts", "check_large_factor", "check_writable",
-    "missing_extra", "check_settings", "check_model_folder",
+    "missing_extra", "check_settings", "check_model_folder", "DemoOptions", "run_demo", "DEMO_DESCRIPTION",
 ]
