@@ -142,20 +142,22 @@ def _package_psf(folder: Path):
     return tifffile.imread(folder / "psf.tif").astype(np.float32)
 
 
-def _package_backend(folder: Path, source: Path, backend: str, threads) -> Backend:
-    """The plane network of an extracted bioimage.io package on ``backend``."""
-    rdf = read_package_rdf(folder)
-    verify_package_files(rdf, folder, source)
+def _package_backend(folder: Path, rdf: dict, source: Path, backend: str, threads, onnx_bytes) -> Backend:
+    """The plane network of an extracted bioimage.io package on ``backend``.
+
+    ``onnx_bytes``: the package's onnx weights, already read (None when it has none).
+    """
     config = read_package_config(folder)
     psf = _package_psf(folder)
-    fmt, other = ("onnx", "tensorflow") if backend == "onnx" else ("keras_v3", "onnx")
-    w = package_weights_file(rdf, fmt, folder)
-    if w is None or not w.is_file():
-        msg = f"{str(source)!r} has no {fmt} weights; use --backend {other}"
-        raise ArtifactError(msg)
     if backend == "onnx":
-        data, _ = read_onnx(w, source=f"{source}:{w.name}")
-        return OnnxBackend(data, config, psf=psf, source=str(source), threads=threads)
+        if onnx_bytes is None:
+            msg = f"{str(source)!r} has no onnx weights; use --backend tensorflow"
+            raise ArtifactError(msg)
+        return OnnxBackend(onnx_bytes, config, psf=psf, source=str(source), threads=threads)
+    w = package_weights_file(rdf, "keras_v3", folder)
+    if w is None or not w.is_file():
+        msg = f"{str(source)!r} has no keras_v3 weights; use --backend onnx"
+        raise ArtifactError(msg)
     return TensorFlowBackend(load_keras_safe(w), config, psf=psf, source=str(source), nchw=True)
 
 
@@ -163,15 +165,12 @@ def _package_backend(folder: Path, source: Path, backend: str, threads) -> Backe
 STALE_PACKAGE_S = 600.0
 
 
-def _package_volume_net(folder: Path, source: Path, threads) -> OnnxVolumeNet | None:
-    """The volume model of a package whose onnx weights are a volume graph, else None."""
-    rdf = read_package_rdf(folder)
-    verify_package_files(rdf, folder, source)  # every file the rdf lists, before any is used
+def _package_onnx(folder: Path, rdf: dict, source: Path):
+    """``(bytes, config, metadata)`` of the package's onnx weights, or None when it has none."""
     w = package_weights_file(rdf, "onnx", folder)
     if w is None or not w.is_file():
         return None
-    data, config = read_onnx(w, source=f"{source}:{w.name}")
-    return OnnxVolumeNet(data, config, source=str(source), threads=threads) if is_volume_graph(data) else None
+    return read_onnx(w, source=f"{source}:{w.name}")
 
 
 def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoNetModel:
@@ -193,10 +192,13 @@ def _load_package(path: Path, kind: str, backend: str, threads, workdir) -> IsoN
     try:
         if kind == "zip":
             safe_extract(path, folder)
-        vnet = _package_volume_net(folder, path, threads)
-        if vnet is not None:  # a volume package runs on onnxruntime, whatever the default backend
+        rdf = read_package_rdf(folder)
+        verify_package_files(rdf, folder, path)  # every file the rdf lists, before any is used
+        onnx = _package_onnx(folder, rdf, path)
+        if onnx is not None and is_volume_graph(onnx[2]):  # runs on onnxruntime, whatever the default
+            vnet = OnnxVolumeNet(onnx[0], onnx[1], source=str(path), threads=threads, meta=onnx[2])
             return IsoNetModel(vnet.config, None, None, path, "exported", volume_net=vnet)
-        be = _package_backend(folder, path, backend, threads)
+        be = _package_backend(folder, rdf, path, backend, threads, None if onnx is None else onnx[0])
     finally:
         if created is not None:  # everything was read into memory
             shutil.rmtree(created, ignore_errors=True)
@@ -269,9 +271,9 @@ def load_model(source, *, backend: str | None = None, weights: str = "best",
     path, kind = _artifact(source)
     _check_backend_fits(path, kind, backend)
     if kind == "onnx":
-        data, config = read_onnx(path)
-        if is_volume_graph(data):
-            vnet = OnnxVolumeNet(data, config, source=str(path), threads=threads)
+        data, config, meta = read_onnx(path)
+        if is_volume_graph(meta):
+            vnet = OnnxVolumeNet(data, config, source=str(path), threads=threads, meta=meta)
             return IsoNetModel(config, None, None, path, "exported", volume_net=vnet)
         return IsoNetModel(config, OnnxBackend(data, config, source=str(path), threads=threads), None, path,
                            "exported")

@@ -444,16 +444,8 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
         return Restoration(np.full((n_out, Y, X), vmin, np.float32), info)
     border = default_border(f) if border is None else border
     model, info["precision"] = with_precision(model, precision, vol, f, lo, hi, border=border)
-    plan = region_plan(n_out, Y, X, model.config.arch, passes=passes, batch_size=batch_size,
-                       max_memory=max_memory, border=border)
-    info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}
-    bar = _tile_bar(count_tiles(plan, n_out, Y, X, Y, X, passes)) if progress else None
-    try:
-        out = _restore_whole(vol, model, factor=f, low=lo, high=hi, fusion=fusion, passes=passes,
-                             plan=plan, max_memory=max_memory, bar=bar, stats=info)
-    finally:
-        if bar is not None:
-            bar.close()
+    out = _restore_whole(vol, model, factor=f, low=lo, high=hi, fusion=fusion, passes=passes, batch_size=batch_size,
+                         max_memory=max_memory, border=border, progress=progress, info=info)
     info["seconds"] = time.perf_counter() - t0
     info["voxels_per_second"] = out.size / max(info["seconds"], 1e-9)
     if consistency:
@@ -469,12 +461,27 @@ def _checked_options(vol, model, factor, fusion, passes, precision, normalizatio
     return f, fusion, passes
 
 
-def _restore_whole(vol, model: IsoNetModel, **kw) -> np.ndarray:
+def _restore_whole(vol, model: IsoNetModel, *, factor, low, high, fusion, passes, batch_size, max_memory, border,
+                   progress, info) -> np.ndarray:
     """The one branch between the two restoration paths: a volume model runs its graph
-    (options checked by :func:`check_volume_model_options`), else :func:`restore_region`."""
+    (options checked by :func:`check_volume_model_options`; no tile plan), else
+    :func:`restore_region` on the whole volume under a tile plan (``info["plan"]``), with a
+    progress bar over its tiles."""
     if model.net is None:
+        info["plan"] = None
         return model.volume_net.predict(vol)
-    return restore_region(vol, model, **kw)
+    Z, Y, X = vol.shape
+    n_out = grid.n_output_slices(Z, factor)
+    plan = region_plan(n_out, Y, X, model.config.arch, passes=passes, batch_size=batch_size,
+                       max_memory=max_memory, border=border)
+    info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}
+    bar = _tile_bar(count_tiles(plan, n_out, Y, X, Y, X, passes)) if progress else None
+    try:
+        return restore_region(vol, model, factor=factor, low=low, high=high, fusion=fusion, passes=passes,
+                              plan=plan, max_memory=max_memory, bar=bar, stats=info)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _describe(model: IsoNetModel, factor, shape, n_out, fusion, lo, hi, normalization) -> dict:
