@@ -60,8 +60,9 @@ def artifact_kind(path: Path) -> str:
     raise ArtifactError(msg)
 
 
-def read_onnx(path_or_bytes, *, source: str = "") -> tuple[bytes, Config]:
-    """Read an exported ONNX graph: its bytes and the isonet config in its metadata.
+def read_onnx(path_or_bytes, *, source: str = "") -> tuple[bytes, Config, dict]:
+    """Read an exported ONNX graph: its bytes, the isonet config in its metadata, and all of
+    its ``metadata_props`` (parsed once here).
 
     Raises
     ------
@@ -98,7 +99,7 @@ def read_onnx(path_or_bytes, *, source: str = "") -> tuple[bytes, Config]:
     except (TypeError, ValueError) as exc:
         msg = f"{source!r}: isonet metadata is damaged ({exc})"
         raise ArtifactError(msg) from exc
-    return data, config
+    return data, config, meta
 
 
 #: A package may extract to at most this many times its own size (above the floor below).

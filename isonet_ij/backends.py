@@ -23,7 +23,7 @@ import numpy as np
 from .artifacts import ArtifactError
 from .config import Config
 
-__all__ = ["BACKENDS", "Backend", "TensorFlowBackend", "OnnxBackend", "default_backend"]
+__all__ = ["BACKENDS", "Backend", "TensorFlowBackend", "OnnxBackend", "default_backend", "onnx_session_options"]
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,15 @@ def _exact_growth_arena(ort) -> bool:
     return _ARENA["registered"]
 
 
+def onnx_session_options(ort, threads: int | None = None):
+    """onnxruntime session options of isonet's graphs: ``threads`` intra-op threads, warnings only."""
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxBackend(Backend):
     """onnxruntime on an exported ``(N, 1, H, W) -> (N, 1, H, W)`` graph."""
 
@@ -199,10 +208,7 @@ class OnnxBackend(Backend):
         super().__init__(config, psf=psf, source=source)
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.log_severity_level = 3
+        opts = onnx_session_options(ort, threads)
         if _exact_growth_arena(ort):
             opts.add_session_config_entry("session.use_env_allocators", "1")
         try:

@@ -34,11 +34,12 @@ def keras_model(model, weights: str = "best") -> IsoNetModel:
     return tm
 
 
-def check_volume_model(data: bytes, reference: IsoNetModel, volume=None) -> dict:
+def check_volume_model(data: bytes, reference: IsoNetModel, volume=None, *, result=None) -> dict:
     """The volume graph through onnxruntime equals ``restore(..., normalization="model")``.
 
     On ``volume`` (default: a small smooth volume in the training intensity range); see
-    :func:`isonet_ij.volume_graph.compare_restorations`. Raises ArtifactError.
+    :func:`isonet_ij.volume_graph.compare_restorations`. ``result``: the graph's output on
+    ``volume`` when the caller already ran it. Raises ArtifactError.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -53,8 +54,9 @@ def check_volume_model(data: bytes, reference: IsoNetModel, volume=None) -> dict
         lo, hi = float(cfg.normalization["low"]), float(cfg.normalization["high"])
         volume = (lo + (hi - lo) * (v - v.min()) / np.ptp(v)).astype(np.float32)
     ref = restore(volume, reference, normalization="model")
+    got = net.predict(volume) if result is None else result
     try:
-        return compare_restorations(net.predict(volume), ref, upsample_z(volume, cfg.factor))
+        return compare_restorations(got, ref, upsample_z(volume, cfg.factor))
     except ValueError as exc:
         raise ArtifactError(f"volume model check failed: {exc}") from exc
 

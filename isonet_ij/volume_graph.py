@@ -318,9 +318,10 @@ def graph_metadata(data: bytes) -> dict:
     return {p.key: p.value for p in onnx.load_model_from_string(data).metadata_props}
 
 
-def is_volume_graph(data: bytes) -> bool:
-    """True for a graph written by :func:`volume_onnx_bytes`."""
-    return graph_metadata(data).get("isonet.graph") == VOLUME_KIND
+def is_volume_graph(meta: dict) -> bool:
+    """True for the ``metadata_props`` (:func:`graph_metadata`) of a graph written by
+    :func:`volume_onnx_bytes`."""
+    return meta.get("isonet.graph") == VOLUME_KIND
 
 
 class OnnxVolumeNet:
@@ -328,19 +329,18 @@ class OnnxVolumeNet:
 
     name = "onnx"
 
-    def __init__(self, data: bytes, config, *, source: str = "", threads: int | None = None):
+    def __init__(self, data: bytes, config, *, source: str = "", threads: int | None = None, meta=None):
         import onnxruntime as ort
 
-        meta = graph_metadata(data)
+        from .backends import onnx_session_options
+
+        meta = graph_metadata(data) if meta is None else meta  # given by a caller that parsed the graph
         self.config, self.source = config, source
         self.border = int(meta.get("isonet.border", 8))
         self.factor = float(meta.get("isonet.factor", config.factor))
         self.fusion = meta.get("isonet.fusion", config.fusion)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(data, onnx_session_options(ort, threads),
+                                            providers=["CPUExecutionProvider"])
 
     def min_sizes(self) -> tuple[int, int]:
         return min_sizes(self.factor, self.border)
