@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import (
+    CONFIG_JSON,
     OPTIMIZER_LAST,
+    PSF_TIF,
     TRAIN_STATE,
     TRAINING_CURVE,
     TRAINING_LOG,
@@ -49,19 +51,10 @@ log = logging.getLogger(__name__)
 
 #: Columns of ``training_log.csv`` (``elapsed_s``: wall-clock seconds, resumed runs included).
 LOG_FIELDS = ["epoch", "steps", "loss", "val_loss", "val_psnr", "val_psnr_input", "lr", "elapsed_s"]
-#: The files :func:`prepare_model_dir` removes with ``force`` (nothing else is touched).
-_OUR_FILES = (
-    "config.json",
-    WEIGHTS_BEST,
-    WEIGHTS_LAST,
-    OPTIMIZER_LAST,
-    TRAIN_STATE,
-    TRAINING_LOG,
-    TRAINING_CURVE,
-    "psf.tif",
-)
-#: The files training writes in a model directory (an input must not be one of them).
-MODEL_FILES = _OUR_FILES
+#: The files training writes in a model directory: :func:`prepare_model_dir` removes these
+#: with ``force`` (nothing else is touched), and an input must not be one of them.
+MODEL_FILES = (CONFIG_JSON, WEIGHTS_BEST, WEIGHTS_LAST, OPTIMIZER_LAST, TRAIN_STATE, TRAINING_LOG,
+               TRAINING_CURVE, PSF_TIF)
 
 
 def write_checkpoint(model_dir: Path, net, opt, history: list, state: dict, *, improved: bool,
@@ -220,7 +213,7 @@ def prepare_model_dir(model_dir: Path, *, resume: bool, force: bool) -> bool:
                 "its training, --force to replace it, or choose another -o"
             )
             raise FileExistsError(msg)
-        for name in _OUR_FILES:
+        for name in MODEL_FILES:
             p = model_dir / name
             if p.is_file():
                 p.unlink()

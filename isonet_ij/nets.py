@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "ARCHS",
+    "quiet_tensorflow",
     "build_model",
     "isonet1",
     "isonet2",
@@ -44,6 +45,15 @@ ARCHS = ("isonet1", "isonet2")
 PARAM_COUNTS = {"isonet1": 57_283, "isonet2": 314_561}
 
 
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ log quiet and Keras on TensorFlow (before importing either),
+    unless the user chose otherwise."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
 def keras_module():
     """The ``keras`` module, imported on first use with the TensorFlow backend.
 
@@ -51,10 +61,7 @@ def keras_module():
     chose otherwise; the import is here so that importing :mod:`isonet_ij` never loads
     TensorFlow.
     """
-    import os
-
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     import keras
 
     return keras

@@ -24,7 +24,6 @@ class TrainingBar:
         self.budget = budget
         self.t_start = time.monotonic() if t_start is None else t_start
         self.epochs = int(epochs)
-        self.epoch = int(start_epoch)
         self.postfix: dict = {}
         if budget is None:
             self.bar = tqdm(total=self.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
@@ -49,14 +48,12 @@ class TrainingBar:
         self.postfix["loss"] = f"{loss:.3g}"
         if self.budget is None:
             self.bar.update(1)
-            self._refresh(False)
         else:
             self._time()
-            self._refresh(False)
+        self._refresh(False)
 
     def validated(self, epoch: int, val_psnr: float, input_psnr: float) -> None:
         """Epoch ``epoch`` (1-based) ended with validation PSNR ``val_psnr`` (input: ``input_psnr``)."""
-        self.epoch = epoch
         if self.budget is not None:
             self.postfix["epoch"] = f"{epoch}/{self.epochs}"
             self._time()

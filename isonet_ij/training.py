@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoints, pairs
-from .config import WEIGHTS_BEST, Config, read_config, save_psf, write_config
+from .config import PSF_TIF, WEIGHTS_BEST, Config, read_config, save_psf, write_config
 from .fingerprints import array_fingerprint
 from .locks import exclusive_output
 from .model import IsoNetModel, model_from_keras
@@ -306,7 +306,7 @@ def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *,
         loop.resume_from(checkpoints.restore_checkpoint(model_dir, net, opt))
     if model_dir is not None:
         write_config(model_dir, config)
-        if psf is not None and not (model_dir / "psf.tif").is_file():
+        if psf is not None and not (model_dir / PSF_TIF).is_file():
             save_psf(model_dir, psf)
     loop.choose_training_step()
     stop_reason = loop.run(progress=progress)

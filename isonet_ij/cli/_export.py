@@ -51,10 +51,9 @@ def register(subparsers) -> None:
 
 
 def cmd_export(args) -> int:
-    import os
+    from ..nets import quiet_tensorflow
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    quiet_tensorflow()
     from ..model_export import export
     from ..volume_io import check_output_path, check_writable
 

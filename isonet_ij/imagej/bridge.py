@@ -34,7 +34,6 @@ import traceback
 import warnings
 
 from ..workflow import missing_extra
-from .convert import ImageError
 from .options import (
     COMMANDS,
     OptionError,

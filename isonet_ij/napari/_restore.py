@@ -84,7 +84,7 @@ class RestoreWidget(IsoNetWidget):
             if options["max_memory"] is not None:
                 parse_memory(options["max_memory"])
         except ValueError as exc:
-            self.fail(str(exc) if str(exc).startswith(_COMMAND) else f"{_COMMAND}: {exc}")
+            self._report(exc)
             return None
         job = Job(partial(restore_job, inp.data, path, factor=factor, factor_source=source,
                           name=inp.name, options=options), bar_desc="restore")

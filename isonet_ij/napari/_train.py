@@ -73,7 +73,7 @@ class TrainWidget(IsoNetWidget):
             opts = self._options(inp.data.shape)
             wf.patch_size_for(opts["patch_size"], inp.data.shape, factor)
         except ValueError as exc:
-            self.fail(str(exc) if str(exc).startswith(_COMMAND) else f"{_COMMAND}: {exc}")
+            self._report(exc)
             return None
         self.history, self.summary = [], None
         # a child process: TensorFlow's training (its XLA step's LLVM) and the viewer's OpenGL

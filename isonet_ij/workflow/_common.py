@@ -6,8 +6,9 @@ The interfaces name their options differently (``--factor`` on the command line,
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from ..nets import quiet_tensorflow  # noqa: F401 - one definition, re-exported here
 
 __all__ = ["Words", "CLI_WORDS", "IMAGEJ_WORDS", "NAPARI_WORDS", "quiet_tensorflow", "resolve_factor",
            "provenance", "isotropic_voxel_size"]
@@ -48,12 +49,6 @@ IMAGEJ_WORDS = Words("", "=", "set it (Image > Properties)", "calibration",
 #: napari: the widgets' fields are named like ImageJ's keys; the calibration is the layer scale.
 NAPARI_WORDS = Words("", " = ", "set the layer's scale (z, y, x)", "layer scale",
                      "set the layer's scale (z, y, x) or give")
-
-
-def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ log quiet and Keras on TensorFlow (before importing either)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 
 def resolve_factor(factor, voxel_size, *, fallback=None, what: str = "the input",

@@ -22,7 +22,7 @@ from ..tiling import DEFAULT_BATCH
 from ._checks import MAX_FACTOR, check_counts
 from ._common import CLI_WORDS, Words
 
-__all__ = ["Setting", "SETTINGS", "TRAIN", "RESTORE", "CONFIG_DEFAULTS", "RESTORE_DEFAULTS",
+__all__ = ["Setting", "TRAIN", "RESTORE", "CONFIG_DEFAULTS", "RESTORE_DEFAULTS",
            "add_arguments", "values_from_args", "check_settings", "PSF_HELP"]
 
 _SAME = object()
@@ -72,8 +72,7 @@ class Setting:
         return tuple(v for v in (self.cli_default, self.ij_default) if v is not _SAME)
 
 
-def _s(*args, **kw) -> Setting:
-    return Setting(*args, **kw)
+_s = Setting  # short: the declarations below are a table
 
 
 PSF_HELP = (
@@ -204,9 +203,6 @@ RESTORE = {s.name: s for s in (
        ij_help="fp32, int8 (faster on CPUs with VNNI/AMX; checked against fp32) or auto"),
     _ALLOW_LARGE,
 )}
-
-SETTINGS = {"train": TRAIN, "restore": RESTORE}
-
 
 def add_arguments(parser, settings, names) -> None:
     """Add the CLI arguments of ``settings[name]`` for each of ``names``, in that order."""

@@ -15,7 +15,7 @@ __all__ = ["check_model_folder", "patch_size_for", "training_config", "resume_co
 DEFAULT_PATCH = 64
 
 
-def patch_size_for(patch_size, shape, factor, *, words=None) -> int:
+def patch_size_for(patch_size, shape, factor) -> int:
     """``patch_size``, or by default 64 capped to what the volume's lateral planes hold.
 
     ``None`` or 0 picks ``min(64, max_patch_size(shape, factor))``; a volume that holds

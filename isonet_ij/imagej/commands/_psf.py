@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..convert import ImageError, calibration_of, imageplus_to_volume
+from ..convert import ImageError, imageplus_to_volume
 from ._common import check_stack, derived_title, factor_of, position_of
 
 __all__ = ["estimate_psf_imageplus", "psf_estimate_table", "psf_estimate_message",
@@ -106,10 +106,9 @@ def estimate_psf_imageplus(
     if out is not None:
         from ...volume_io import write_volume
 
-        _, unit = calibration_of(imp)
         dx = vol.voxel_size[2] if vol.voxel_size else 1.0
         write_volume(out, gaussian_psf(rep["sigma_xy"], rep["sigma_z"]), voxel_size=(dx, dx, dx),
-                     unit=unit if vol.voxel_size else "pixel", force=True,
+                     unit=vol.unit, force=True,  # the image's calibration_of: "pixel" when uncalibrated
                      metadata={"source": command, "input": str(imp.getTitle()),
                                "psf_spec": rep["psf_spec"]})
         summary["psf_output"] = str(out)
