@@ -11,11 +11,8 @@ def train_job(data, voxel_size, model_dir, *, factor, name, psf, mode, patch_siz
               force, options) -> dict:
     """PSF, Config and training of a new run, as ``isonet train``; the training summary."""
     wf.quiet_tensorflow()
-    spec, h, psf_info = wf.resolve_psf(psf if mode != "none" else "", data, factor, voxel_size, mode,
-                                       words=wf.NAPARI_WORDS)
-    cfg = wf.training_config(data.shape, factor, psf=spec, psf_info=psf_info, patch_size=patch_size,
-                             mode=mode, train_input=f"napari: {name}", voxel_size=voxel_size,
-                             **options)
+    cfg, h = wf.new_run_config(data, factor, voxel_size, psf=psf, mode=mode, patch_size=patch_size,
+                               train_input=f"napari: {name}", words=wf.NAPARI_WORDS, **options)
     _, summary = wf.train_volume(data, cfg, model_dir=model_dir, psf=h, time_budget=time_budget,
                                  force=force, progress=False)
     return {**summary, "factor": factor}

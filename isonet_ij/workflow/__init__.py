@@ -32,7 +32,7 @@ from ._options import TRAIN as TRAIN_SETTINGS
 from ._psf import is_auto_psf, read_psf_file, resolve_psf
 from ._restore import Restored, check_not_restored, convert_dtype, restore_volume
 from ._score import score_volumes
-from ._train import check_model_folder, patch_size_for, resume_config, train_volume, training_config, training_summary
+from ._train import check_model_folder, new_run_config, patch_size_for, resume_config, train_volume, training_config, training_summary
 
 __all__ = [
     "CLI_WORDS", "IMAGEJ_WORDS", "NAPARI_WORDS", "Words", "quiet_tensorflow", "resolve_factor", "provenance",
@@ -41,5 +41,5 @@ __all__ = [
     "resolve_psf", "Restored", "restore_volume", "check_not_restored", "convert_dtype", "score_volumes",
     "patch_size_for", "training_config", "resume_config", "train_volume", "training_summary",
     "EXTRAS", "MAX_FACTOR", "check_contrast", "check_counts", "check_large_factor", "check_writable",
-    "missing_extra", "check_settings", "check_model_folder", "DemoOptions", "run_demo", "DEMO_DESCRIPTION",
+    "missing_extra", "check_settings", "check_model_folder", "new_run_config", "DemoOptions", "run_demo", "DEMO_DESCRIPTION",
 ]

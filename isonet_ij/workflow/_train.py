@@ -136,6 +136,21 @@ def check_model_folder(model_dir, *, resume: bool, force: bool, words: Words = C
         raise FileExistsError(msg)
 
 
+def new_run_config(data, factor, voxel_size, *, psf, mode, patch_size, train_input, words: Words,
+                   **options) -> tuple[object, object]:
+    """``(Config, PSF array or None)`` of a new run from a dialog's values (ImageJ, napari).
+
+    The dialogs always hold a PSF spec; with ``mode="none"`` it is not used (so not parsed,
+    and not warned about, as ``isonet train`` would).
+    """
+    from ._psf import resolve_psf
+
+    spec, h, psf_info = resolve_psf(psf if mode != "none" else "", data, factor, voxel_size, mode, words=words)
+    cfg = training_config(data.shape, factor, psf=spec, psf_info=psf_info, patch_size=patch_size, mode=mode,
+                          train_input=train_input, voxel_size=voxel_size, **options)
+    return cfg, h
+
+
 def train_volume(data, config, *, model_dir, psf=None, time_budget=None, resume: bool = False,
                  force: bool = False, progress: bool = False, threads=None,
                  words: Words = CLI_WORDS) -> tuple[object, dict]:

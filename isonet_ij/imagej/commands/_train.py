@@ -14,14 +14,11 @@ __all__ = ["train_imageplus"]
 def _config(imp, vol, c, t, *, factor, psf, mode, patch_size, options):
     """``(Config, PSF array, factor)`` of a new run; factor and PSF errors as ImageError."""
     f, _ = factor_of(imp, factor)
-    with as_image_error():
-        spec, h, psf_info = wf.resolve_psf(psf if mode != "none" else "", vol.data, f,
-                                           vol.voxel_size, mode, words=wf.IMAGEJ_WORDS)
-    cfg = wf.training_config(
-        vol.data.shape, f, psf=spec, psf_info=psf_info, patch_size=patch_size, mode=mode,
-        train_input=f"ImageJ: {imp.getTitle()} (channel {c + 1}, frame {t + 1})",
-        voxel_size=vol.voxel_size, **options,
-    )
+    with as_image_error():  # PSF errors
+        cfg, h = wf.new_run_config(
+            vol.data, f, vol.voxel_size, psf=psf, mode=mode, patch_size=patch_size, words=wf.IMAGEJ_WORDS,
+            train_input=f"ImageJ: {imp.getTitle()} (channel {c + 1}, frame {t + 1})", **options,
+        )
     return cfg, h, f
 
 
