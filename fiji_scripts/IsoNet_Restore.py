@@ -7,6 +7,7 @@
 #@ String (label="Memory budget of inference", value="1G") memory
 #@ Integer (label="Batch size (tiles per network call)", value=8, min=1) batch
 #@ String (label="Precision", choices={"fp32", "int8", "auto"}, value="fp32") precision
+#@ Boolean (label="Test-time augmentation (flips, up to 4x slower)", value=false) tta
 #@output ImagePlus restored
 
 # IsoNet Restore (Fiji script command, Python mode): restore isotropic resolution of the
@@ -28,4 +29,5 @@ with script_errors("IsoNet Restore"):
         max_memory=str(memory),
         batch_size=int(batch),
         precision=str(precision),
+        tta=bool(tta),
     )

@@ -87,9 +87,10 @@ DONE = "isonet_done"
 ATTR = "isonet_chunked"
 #: Parameters a resumed run must share with the run that started the output.
 RESUME_KEYS = ("shape_in", "shape_out", "factor", "low", "high", "chunks", "fusion", "passes", "arch", "border",
-               "model_fingerprint", "input_fingerprint", "precision")
-#: How a resume mismatch names the fingerprints.
-_KEY_WORDS = {"model_fingerprint": "model (config or weights)", "input_fingerprint": "input data"}
+               "model_fingerprint", "input_fingerprint", "precision", "tta")
+#: How a resume mismatch names the fingerprints (and keys that outputs of earlier versions lack).
+_KEY_WORDS = {"model_fingerprint": "model (config or weights)", "input_fingerprint": "input data",
+              "tta": "test-time augmentation"}
 
 
 class OutputExistsError(ValueError, FileExistsError):
@@ -183,7 +184,8 @@ def _run_block(src, model_spec, out_path, idx, geom, params):
                            batch_size=params["batch_size"], max_memory=params["max_memory"], border=params["border"])
         block = restore_region(region, model, factor=params["factor"], low=params["lo"], high=params["hi"],
                                keep=(y0 - ya, y1 - ya, x0 - xa, x1 - xa), fusion=params["fusion"],
-                               passes=params["passes"], plan=plan, max_memory=params["max_memory"])
+                               passes=params["passes"], plan=plan, max_memory=params["max_memory"],
+                               tta=params.get("tta", False))
     arr[:, y0:y1, x0:x1] = block
     done[idx[0], idx[1]] = 1
     del block
@@ -358,7 +360,7 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
                     progress: bool = False, normalization="volume", fusion: str | None = None,
                     passes=("xz", "yz"), batch_size: int = 8, backend: str | None = None,
                     weights: str = "best", ngff: str = "0.4", timeout: float = 5.0, on_chunk=None,
-                    voxel_size=None, precision: str = "fp32") -> dict:
+                    voxel_size=None, precision: str = "fp32", tta: bool = False) -> dict:
     """Restore a (Z, Y, X) volume chunk by chunk into an OME-Zarr store.
 
     Parameters
@@ -389,6 +391,8 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
     on_chunk : callable(idx, n_done, n_total), optional
         Called in this process after each finished column (raising stops the run: the
         finished columns stay marked for ``resume``).
+    precision, tta
+        As :func:`isonet_ij.restoration.restore_with_info` (int8: quantized once, here).
 
     Returns
     -------
@@ -416,7 +420,7 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
             model_spec, model = _model_spec(model, backend, weights, local)
             run = _plan_run(src, model, model_spec, ex, budget, local=local, out=out, chunks=chunks, resume=resume,
                             normalization=normalization, fusion=fusion, passes=passes, batch_size=batch_size,
-                            precision=precision)
+                            precision=precision, tta=tta)
             done = _open_output(out, resume, run.meta, run.n_blocks, run.voxel_size, ngff)
             todo = _columns(src.shape, *run.meta["chunks"], run.halo, done)
             skipped = done.size - len(todo)
@@ -458,7 +462,7 @@ class _RunPlan:
 
 
 def _plan_run(src: Source, model, model_spec, ex, budget, *, local, out, chunks, resume, normalization, fusion,
-              passes, batch_size, precision) -> _RunPlan:
+              passes, batch_size, precision, tta=False) -> _RunPlan:
     """Options, normalization, precision, memory plan and column size of a run (nothing written yet)."""
     f, fusion, passes = check_options(model, src.factor, fusion, passes, precision)
     Z, Y, X = src.shape
@@ -479,9 +483,9 @@ def _plan_run(src: Source, model, model_spec, ex, budget, *, local, out, chunks,
             "border": list(border), "model": str(model.path) if model.path else None,
             "model_fingerprint": model_fingerprint(model), "input": src.path,
             "input_fingerprint": volume_fingerprint(open_source(src.spec), src.shape),
-            "precision": prec["precision"]}
+            "precision": prec["precision"], "tta": bool(tta)}
     params = {"factor": f, "lo": lo, "hi": hi, "fusion": fusion, "passes": passes, "border": border,
-              "batch_size": batch_size, "max_memory": mem.inference, "constant": constant}
+              "batch_size": batch_size, "max_memory": mem.inference, "constant": constant, "tta": bool(tta)}
     voxel = None if src.voxel_size is None else (src.voxel_size[0] / f, *src.voxel_size[1:])
     return _RunPlan(meta, params, mem, halo, voxel, model_spec, prec)
 

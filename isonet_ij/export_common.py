@@ -3,6 +3,8 @@ validation, and the check that a volume graph equals ``restore``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .artifacts import ArtifactError
@@ -10,7 +12,7 @@ from .backends import TensorFlowBackend
 from .model import IsoNetModel, load_model
 from .volume_graph import OnnxVolumeNet, compare_restorations
 
-__all__ = ["PAPER", "PAPER_DOI", "keras_model", "validate_package", "check_volume_model"]
+__all__ = ["PAPER", "PAPER_DOI", "keras_model", "validate_package", "check_volume_model", "calibration_volume"]
 
 PAPER = (
     "Weigert, M., Royer, L., Jug, F., Myers, G. (2017). Isotropic reconstruction of 3D "
@@ -34,12 +36,15 @@ def keras_model(model, weights: str = "best") -> IsoNetModel:
     return tm
 
 
-def check_volume_model(data: bytes, reference: IsoNetModel, volume=None, *, result=None) -> dict:
+def check_volume_model(data: bytes, reference: IsoNetModel, volume=None, *, result=None,
+                       min_psnr: float | None = None) -> dict:
     """The volume graph through onnxruntime equals ``restore(..., normalization="model")``.
 
     On ``volume`` (default: a small smooth volume in the training intensity range); see
     :func:`isonet_ij.volume_graph.compare_restorations`. ``result``: the graph's output on
-    ``volume`` when the caller already ran it. Raises ArtifactError.
+    ``volume`` when the caller already ran it. ``min_psnr`` (an int8 graph): instead of
+    equality to 1e-4 of the range, a PSNR (dB, peak = the reference's range) of at least
+    this against the fp32 restoration. Raises ArtifactError.
     """
     from scipy.ndimage import gaussian_filter
 
@@ -56,9 +61,35 @@ def check_volume_model(data: bytes, reference: IsoNetModel, volume=None, *, resu
     ref = restore(volume, reference, normalization="model")
     got = net.predict(volume) if result is None else result
     try:
-        return compare_restorations(got, ref, upsample_z(volume, cfg.factor))
+        report = compare_restorations(got, ref, upsample_z(volume, cfg.factor),
+                                      rtol=1e-4 if min_psnr is None else np.inf)
     except ValueError as exc:
         raise ArtifactError(f"volume model check failed: {exc}") from exc
+    if min_psnr is not None:
+        mse = float(np.mean((np.asarray(got, np.float64) - ref) ** 2))
+        report["psnr_vs_fp32_db"] = psnr = 10 * np.log10(report["output_range"] ** 2 / max(mse, 1e-30))
+        if not psnr >= min_psnr:
+            raise ArtifactError(f"volume model check failed: {psnr:.1f} dB from the fp32 restoration (< {min_psnr:g})")
+    return report
+
+
+def calibration_volume(config, sample) -> np.ndarray:
+    """The int8 export's calibration volume (Z, Y, X) float32: ``sample`` (array or path),
+    else the training input when it is still there; never a phantom (ValueError)."""
+    from .volume_io import read_volume
+
+    if sample is None:
+        src = config.train_input
+        if not (src and Path(src).is_file()):
+            msg = ("int8 export calibrates on a volume like the ones it will restore: pass --sample VOLUME.tif "
+                   f"(the training input {src or '(not recorded)'} is not there)")
+            raise ValueError(msg)
+        sample = src
+    data = read_volume(sample).data if isinstance(sample, (str, Path)) else sample
+    vol = np.asarray(data, np.float32)
+    if vol.ndim != 3:
+        raise ValueError(f"the int8 calibration volume must be 3D (z, y, x), got shape {vol.shape}")
+    return vol
 
 
 def validate_package(path) -> None:

@@ -39,7 +39,7 @@ from .artifacts import PACKAGE_CONFIG, ArtifactError
 from .backends import Backend, OnnxBackend
 from .model import IsoNetModel
 from .onnx_graph import DEFAULT_OPSET, nchw_model, plane_onnx_bytes
-from .export_common import PAPER, PAPER_DOI, check_volume_model, keras_model, validate_package
+from .export_common import PAPER, PAPER_DOI, calibration_volume, check_volume_model, keras_model, validate_package
 from .volume_graph import volume_onnx_bytes
 
 __all__ = [
@@ -86,7 +86,7 @@ def _atomic_write_bytes(path: Path, data: bytes, force: bool) -> Path:
 
 
 def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False, check: bool = True,
-                plane: bool = False) -> Path:
+                plane: bool = False, precision: str = "fp32", sample=None) -> Path:
     """Write the model as ONNX (see module docstring); verified with onnxruntime.
 
     Parameters
@@ -101,16 +101,31 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False,
     plane : bool
         Write the plane network (normalized planes in and out) instead of the volume model
         (:mod:`isonet_ij.volume_graph`: the raw stack in, the isotropic stack out).
+    precision : {"fp32", "int8"}
+        ``"int8"``: the plane network quantized (:func:`isonet_ij.quantization.int8_plane_graph`),
+        calibrated on ``sample`` (array or path; default the training input when it is
+        still there) and checked against fp32 (>= 40 dB on the calibration planes and on
+        the volume model's output).
+    sample : array_like or str or Path, optional
+        The calibration volume of ``precision="int8"``.
     """
     tm = keras_model(model)
     path = _prepare_out(path, force)
     data = onnx_bytes(tm, opset=opset)
     if check:
         check_artifact(OnnxBackend(data, tm.config, source=str(path)), tm)
+    min_psnr = None
+    if precision == "int8":
+        from .quantization import MIN_PSNR_DB, int8_plane_graph
+
+        data, _ = int8_plane_graph(data, tm.config, calibration_volume(tm.config, sample))
+        min_psnr = MIN_PSNR_DB
+    elif precision != "fp32":
+        raise ValueError(f"`precision` of an export must be 'fp32' or 'int8', got {precision!r}")
     if not plane:
         data = volume_onnx_bytes(None, tm.config, plane_bytes=data)
         if check:
-            check_volume_model(data, tm)
+            check_volume_model(data, tm, min_psnr=min_psnr)
     return _atomic_write_bytes(path, data, force)
 
 
@@ -519,7 +534,7 @@ def export(model_dir, fmt: str, path, *, force: bool = False, sample=None, weigh
     check_not_input(path, [model_dir if isinstance(model_dir, (str, Path)) else None, sample])
     tm = keras_model(model_dir, weights)
     if fmt == "onnx":
-        return export_onnx(tm, path, force=force, **kw)
+        return export_onnx(tm, path, force=force, sample=sample, **kw)
     if fmt == "savedmodel":
         return export_savedmodel(tm, path, force=force)
     if kw.pop("plane", False):

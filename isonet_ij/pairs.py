@@ -49,6 +49,9 @@ __all__ = [
     "make_pairs",
     "identity_kernels",
     "max_patch_size",
+    "patch_weight_cumsum",
+    "random_flips",
+    "draw_patches",
 ]
 
 #: Default normalization percentiles (as CSBDeep's ``normalize``).
@@ -382,27 +385,41 @@ class PairSampler:
             sampled = _add_missing_noise(sampled, self.sumsq[plane.axis], self.noise, rng)
         src = g.U[r0 : r0 + P] @ sampled
         tgt = plane.target[y0 : y0 + P, c0 : c0 + P]
-        if augment:
-            fr, fc = self.flips[plane.axis]
-            if fr and rng.random() < 0.5:
-                src, tgt = src[::-1], tgt[::-1]
-            if fc and rng.random() < 0.5:
-                src, tgt = src[:, ::-1], tgt[:, ::-1]
-        return src, tgt
+        return random_flips(src, tgt, self.flips[plane.axis], rng) if augment else (src, tgt)
 
     def sample(self, n: int, rng, *, augment: bool = True):
         """Draw ``n`` random pairs: ``(source, target)``, each ``(n, P, P)`` float32."""
-        P = self.patch_size
-        xs = np.empty((n, P, P), np.float32)
-        ys = np.empty((n, P, P), np.float32)
-        idx = rng.choice(len(self.planes), size=n, p=self.plane_weights)
-        for i, j in enumerate(idx):
-            xs[i], ys[i] = self._one(self.planes[j], rng, augment=augment)
-        return xs, ys
+        return draw_patches(n, self.patch_size, self.plane_weights, rng,
+                            lambda j: self._one(self.planes[j], rng, augment=augment))
 
 
-def _weights_cumsum(target: np.ndarray, P: int) -> np.ndarray:
-    """Cumulative patch weights over top-left positions: mean intensity + a floor."""
+def random_flips(src, tgt, flips, rng):
+    """``(src, tgt)`` flipped together, each allowed flip (rows, columns) with probability 1/2."""
+    fr, fc = flips
+    if fr and rng.random() < 0.5:
+        src, tgt = src[::-1], tgt[::-1]
+    if fc and rng.random() < 0.5:
+        src, tgt = src[:, ::-1], tgt[:, ::-1]
+    return src, tgt
+
+
+def draw_patches(n: int, P: int, plane_weights, rng, draw):
+    """``n`` pairs ``(n, P, P)`` float32 each: planes drawn by ``plane_weights``, ``draw(plane index)``
+    returning one ``(source, target)`` patch pair."""
+    xs = np.empty((n, P, P), np.float32)
+    ys = np.empty((n, P, P), np.float32)
+    idx = rng.choice(len(plane_weights), size=n, p=plane_weights)
+    for i, j in enumerate(idx):
+        xs[i], ys[i] = draw(j)
+    return xs, ys
+
+
+def patch_weight_cumsum(target: np.ndarray, P: int) -> np.ndarray:
+    """Cumulative patch weights over top-left positions: mean intensity + a floor.
+
+    ``target`` (H, W) normalized plane; returns ``(H-P+1)*(W-P+1)`` float64, row-major, so
+    that a uniform draw in ``[0, last)`` picks a ``P x P`` patch by its brightness.
+    """
     t = np.clip(target.astype(np.float64), 0, None)
     c = np.pad(t.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     box = (c[P:, P:] - c[:-P, P:] - c[P:, :-P] + c[:-P, :-P]) / (P * P)
@@ -549,7 +566,7 @@ def _make_planes(vol: np.ndarray, zs, kernels: dict, f: float, P: int) -> list:
                     blurred=blur_plane(target, kernels[axis]),
                     axis=axis,
                     z=z,
-                    cum=_weights_cumsum(target, P),
+                    cum=patch_weight_cumsum(target, P),
                     offsets=offsets,
                 )
             )

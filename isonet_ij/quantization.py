@@ -41,6 +41,8 @@ __all__ = [
     "with_precision",
     "cpu_int8_features",
     "cache_dir_for",
+    "output_nodes",
+    "int8_plane_graph",
 ]
 
 log = logging.getLogger(__name__)
@@ -132,7 +134,26 @@ def cache_dir_for(model: IsoNetModel) -> Path:
     return root
 
 
-def _quantize_bytes(graph: bytes, planes: np.ndarray, workdir: Path) -> bytes:
+def output_nodes(graph: bytes) -> list[str]:
+    """Names of the nodes kept in fp32: the one producing the output and the Convs feeding it.
+
+    IsoNet's last step adds the network's correction to its input (the residual ``Add``):
+    quantized, that sum would pass the input through at 8 bits, an error of up to half a
+    step of 1/255 of the range on every pixel. In fp32 the input passes exactly and only
+    the correction carries the int8 error; the 1x1 output Conv costs little in fp32.
+    """
+    import onnx
+
+    g = onnx.load_model_from_string(graph).graph
+    outputs = {o.name for o in g.output}
+    producer = {out: n for n in g.node for out in n.output}
+    keep = [n for n in g.node if outputs & set(n.output)]
+    keep += [producer[i] for n in list(keep) if n.op_type == "Add" for i in n.input
+             if i in producer and producer[i].op_type == "Conv"]
+    return [n.name for n in keep]
+
+
+def _quantize_bytes(graph: bytes, planes: np.ndarray, workdir: Path, *, fp32_output: bool = True) -> bytes:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -152,7 +173,8 @@ def _quantize_bytes(graph: bytes, planes: np.ndarray, workdir: Path) -> bytes:
     src.write_bytes(graph)
     quantize_static(str(src), str(dst), _Planes(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=output_nodes(graph) if fp32_output else [])
     return _with_metadata(dst.read_bytes(), graph)
 
 
@@ -193,7 +215,12 @@ def _planes_digest(planes) -> bytes:
     return h.digest()
 
 
-def quantize_model(model: IsoNetModel, planes, *, threads: int | None = None) -> IsoNetModel:
+#: what the quantized graph is made by (part of the cache key): "q2" keeps the output Conv
+#: and the residual Add in fp32 (:func:`output_nodes`); "q1" quantized every node
+RECIPE = "q2"
+
+
+def quantize_model(model: IsoNetModel, planes, *, threads: int | None = None, fp32_output: bool = True) -> IsoNetModel:
     """``model`` with its plane network quantized to int8, calibrated on ``planes`` (cached).
 
     Parameters
@@ -201,6 +228,9 @@ def quantize_model(model: IsoNetModel, planes, *, threads: int | None = None) ->
     model : IsoNetModel
     planes : list of (H, W) ndarray of float32
         Normalized, framed calibration planes (:func:`calibration_planes`).
+    fp32_output : bool
+        Keep the output Conv and the residual Add in fp32 (:func:`output_nodes`; default);
+        False quantizes every node (the first recipe, kept for comparison).
 
     Returns
     -------
@@ -212,12 +242,13 @@ def quantize_model(model: IsoNetModel, planes, *, threads: int | None = None) ->
 
     import onnxruntime as ort
 
-    key = hashlib.sha256(_model_digest(model) + _planes_digest(planes) + ort.__version__.encode()).hexdigest()[:24]
-    path = cache_dir_for(model) / f"int8_{key}.onnx"
+    recipe = (RECIPE if fp32_output else "q1").encode()
+    key = hashlib.sha256(_model_digest(model) + _planes_digest(planes) + ort.__version__.encode() + recipe)
+    path = cache_dir_for(model) / f"int8_{key.hexdigest()[:24]}.onnx"
     if not path.is_file():
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="isonet_int8_") as td:
-            data = _quantize_bytes(_fp32_graph(model), planes, Path(td))
+            data = _quantize_bytes(_fp32_graph(model), planes, Path(td), fp32_output=fp32_output)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # atomic: a concurrent run reads a whole graph or none
@@ -225,6 +256,27 @@ def quantize_model(model: IsoNetModel, planes, *, threads: int | None = None) ->
     net = OnnxBackend(path.read_bytes(), model.config, psf=model.psf, source=str(path), threads=threads)
     net.precision, net.weights = "int8", model.weights
     return IsoNetModel(model.config, net, model.psf, path, model.weights)
+
+
+def int8_plane_graph(graph: bytes, config, volume) -> tuple[bytes, float]:
+    """The fp32 plane graph quantized for export: ``(int8 graph, PSNR vs fp32 in dB)``.
+
+    Calibrated on :func:`calibration_planes` of ``volume`` normalized with the model's
+    stored training percentiles (what the volume model normalizes with), the recipe of
+    :func:`quantize_model`, no cache; checked as :func:`check_quantized` (raises below
+    :data:`MIN_PSNR_DB`).
+    """
+    import tempfile
+
+    from .tiling import default_border
+
+    lo, hi = float(config.normalization["low"]), float(config.normalization["high"])
+    planes = calibration_planes(volume, config.factor, lo, hi, border=default_border(config.factor))
+    with tempfile.TemporaryDirectory(prefix="isonet_int8_") as td:
+        quantized = _quantize_bytes(graph, planes, Path(td))
+    fp32 = IsoNetModel(config, OnnxBackend(graph, config, source="fp32 plane graph"))
+    int8 = IsoNetModel(config, OnnxBackend(quantized, config, source="int8 plane graph"))
+    return quantized, check_quantized(fp32, int8, planes)
 
 
 def check_quantized(reference: IsoNetModel, quantized: IsoNetModel, planes) -> float:
@@ -268,10 +320,11 @@ def with_precision(model: IsoNetModel, precision: str, volume, factor, low, high
         msg = f"`precision` must be one of {PRECISIONS}, got {precision!r}"
         raise ValueError(msg)
     if model.net is None:  # a volume graph (issue 27) runs as exported
-        if precision == "int8":
-            msg = "this is an exported volume model (fp32 graph): restore with --precision fp32 or auto"
+        if precision == "int8" and model.volume_net.precision != "int8":
+            msg = ("this is an exported fp32 volume model: its precision was fixed at export (`isonet export "
+                   "--precision int8`); restore with --precision fp32 or auto")
             raise ValueError(msg)
-        return model, {"precision": "fp32", "reason": "volume model"}
+        return model, {"precision": model.volume_net.precision, "reason": "volume model (precision fixed at export)"}
     if precision == "fp32" or model.net.precision == "int8":
         return model, {"precision": model.net.precision}
     features = cpu_int8_features()

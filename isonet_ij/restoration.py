@@ -65,6 +65,8 @@ __all__ = [
     "restore_region",
     "restore_stack",
     "apply_to_planes",
+    "apply_flipped",
+    "tta_flips",
     "fuse",
     "check_volume",
     "check_options",
@@ -141,6 +143,31 @@ def apply_to_planes(net, planes, plan: dict, *, bar=None) -> np.ndarray:
         if bar is not None:
             bar.update(len(chunk))
     return out[:, br : br + H, bc : bc + W]
+
+
+def tta_flips(config, p: str, tta: bool) -> list:
+    """The ``(flip rows, flip columns)`` whose predictions pass ``p`` averages.
+
+    Without ``tta`` only the plane as is. With it, every combination of the flips the
+    model's training kernels commute with (``config.psf_info["flips"]``, stored at
+    training: rows = z only for an axially symmetric PSF); column flips only when unknown.
+    """
+    if not tta:
+        return [(False, False)]
+    fr, fc = ((config.psf_info or {}).get("flips") or {}).get(p, (False, True))
+    return [(r, c) for r in ((False, True) if fr else (False,)) for c in ((False, True) if fc else (False,))]
+
+
+def apply_flipped(net, planes, plan: dict, flips: list, *, bar=None) -> np.ndarray:
+    """Mean of :func:`apply_to_planes` over flipped copies of ``planes`` (each flipped back)."""
+    acc = None
+    for fr, fc in flips:
+        view = (slice(None), slice(None, None, -1 if fr else 1), slice(None, None, -1 if fc else 1))
+        res = apply_to_planes(net, planes[view], plan, bar=bar)[view]
+        acc = res if acc is None else np.add(acc, res, out=acc)
+    if len(flips) > 1:
+        acc *= np.float32(1.0 / len(flips))
+    return acc
 
 
 def fuse(a, b, how: str = "mean", *, out=None) -> np.ndarray:
@@ -263,12 +290,12 @@ def region_plan(n_out: int, ny: int, nx: int, arch: str, *, passes=PASSES, batch
                       max_memory=max_memory, border=border)
 
 
-def count_tiles(plan: dict, n_out: int, keep_y: int, keep_x: int, ny: int, nx: int, passes) -> int:
-    """Network tiles of :func:`restore_region` (for progress bars)."""
+def count_tiles(plan: dict, n_out: int, keep_y: int, keep_x: int, ny: int, nx: int, passes, copies=None) -> int:
+    """Network tiles of :func:`restore_region` (for progress bars); ``copies``: pass -> flips run."""
     n = 0
     for p in passes:
         planes, width = (keep_y, nx) if p == "xz" else (keep_x, ny)
-        n += planes * math.prod(len(sp) for sp in plane_layout(plan, n_out, width)[2:])
+        n += planes * math.prod(len(sp) for sp in plane_layout(plan, n_out, width)[2:]) * (copies or {}).get(p, 1)
     return n
 
 
@@ -290,7 +317,7 @@ def _pass_planes(region, weights, p: str, s: int, e: int) -> np.ndarray:
 
 def restore_region(region, model: IsoNetModel, *, factor: float, low: float, high: float, keep=None,
                    fusion: str = "mean", passes=PASSES, plan: dict, max_memory=DEFAULT_MAX_MEMORY,
-                   bar=None, stats: dict | None = None) -> np.ndarray:
+                   tta: bool = False, bar=None, stats: dict | None = None) -> np.ndarray:
     """Restore the inner box ``keep`` of a region that holds every acquired z slice.
 
     Steps 2-4 of the module doc: z interpolation (no z halo needed: the region holds all
@@ -316,6 +343,8 @@ def restore_region(region, model: IsoNetModel, *, factor: float, low: float, hig
         :func:`region_plan` of the region.
     max_memory : int or str
         Working-memory budget; sets how many planes are interpolated at once.
+    tta : bool
+        Test-time augmentation: average the network over the flips of :func:`tta_flips`.
     bar : tqdm, optional
         Advanced per tile.
     stats : dict, optional
@@ -345,7 +374,7 @@ def restore_region(region, model: IsoNetModel, *, factor: float, low: float, hig
             e = min(hi_i, s + chunk)
             planes = (_pass_planes(region, weights, p, s, e) - shift) * scale
             t_net = time.perf_counter()
-            res = apply_to_planes(model.net, planes, plan, bar=bar)
+            res = apply_flipped(model.net, planes, plan, tta_flips(model.config, p, tta), bar=bar)
             if stats is not None:
                 stats["seconds_network"] = stats.get("seconds_network", 0.0) + time.perf_counter() - t_net
             if p == "xz":
@@ -382,7 +411,7 @@ def restore(volume, model, **options) -> np.ndarray:
 def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, normalization="volume",
                       batch_size: int = DEFAULT_BATCH, max_memory=DEFAULT_MAX_MEMORY, passes=PASSES,
                       consistency: bool = False, progress: bool = False, weights: str = "best", border=None,
-                      precision: str = "fp32") -> Restoration:
+                      precision: str = "fp32", tta: bool = False) -> Restoration:
     """Restore isotropic resolution of a (Z, Y, X) volume; the volume and what was done.
 
     Parameters
@@ -417,6 +446,10 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
         before the network's zero padding; default :func:`isonet_ij.tiling.default_border`.
     precision : {"fp32", "int8", "auto"}
         The network's arithmetic (:mod:`isonet_ij.quantization`); ``info["precision"]``.
+    tta : bool
+        Test-time augmentation (opt-in): each pass averages the network over the plane
+        flips the training PSF allows (:func:`tta_flips`; up to 4x the network time);
+        ``info["tta"]``. Not in exported volume models.
 
     Returns
     -------
@@ -433,10 +466,14 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     vol = check_volume(volume)
     model = load_model(model, weights=weights)
     f, fusion, passes = _checked_options(vol, model, factor, fusion, passes, precision, normalization, border)
+    if tta and model.net is None:
+        raise ValueError(f"{model.source!r} is a volume model: its graph has no test-time augmentation; "
+                         "restore without tta (--tta), or with the model directory or a plane model")
     lo, hi = resolve_normalization(vol, model.config, normalization)
     Z, Y, X = vol.shape
     n_out = grid.n_output_slices(Z, f)
     info = _describe(model, f, vol.shape, n_out, fusion, lo, hi, normalization)
+    info["tta"] = bool(tta)
     vmin, vmax = float(vol.min()), float(vol.max())
     if vmin == vmax:
         # A constant volume carries no structure: its restoration is the same constant.
@@ -445,7 +482,7 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     border = default_border(f) if border is None else border
     model, info["precision"] = with_precision(model, precision, vol, f, lo, hi, border=border)
     out = _restore_whole(vol, model, factor=f, low=lo, high=hi, fusion=fusion, passes=passes, batch_size=batch_size,
-                         max_memory=max_memory, border=border, progress=progress, info=info)
+                         max_memory=max_memory, border=border, tta=tta, progress=progress, info=info)
     info["seconds"] = time.perf_counter() - t0
     info["voxels_per_second"] = out.size / max(info["seconds"], 1e-9)
     if consistency:
@@ -462,7 +499,7 @@ def _checked_options(vol, model, factor, fusion, passes, precision, normalizatio
 
 
 def _restore_whole(vol, model: IsoNetModel, *, factor, low, high, fusion, passes, batch_size, max_memory, border,
-                   progress, info) -> np.ndarray:
+                   tta, progress, info) -> np.ndarray:
     """The one branch between the two restoration paths: a volume model runs its graph
     (options checked by :func:`check_volume_model_options`; no tile plan), else
     :func:`restore_region` on the whole volume under a tile plan (``info["plan"]``), with a
@@ -475,10 +512,11 @@ def _restore_whole(vol, model: IsoNetModel, *, factor, low, high, fusion, passes
     plan = region_plan(n_out, Y, X, model.config.arch, passes=passes, batch_size=batch_size,
                        max_memory=max_memory, border=border)
     info["plan"] = {k: list(v) if isinstance(v, tuple) else v for k, v in plan.items()}
-    bar = _tile_bar(count_tiles(plan, n_out, Y, X, Y, X, passes)) if progress else None
+    copies = {p: len(tta_flips(model.config, p, tta)) for p in passes}
+    bar = _tile_bar(count_tiles(plan, n_out, Y, X, Y, X, passes, copies)) if progress else None
     try:
         return restore_region(vol, model, factor=factor, low=low, high=high, fusion=fusion, passes=passes,
-                              plan=plan, max_memory=max_memory, bar=bar, stats=info)
+                              plan=plan, max_memory=max_memory, tta=tta, bar=bar, stats=info)
     finally:
         if bar is not None:
             bar.close()

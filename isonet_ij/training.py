@@ -242,6 +242,7 @@ def train(
     force: bool = False,
     progress: bool = False,
     threads: int | None = None,
+    pairs_from=None,
 ) -> TrainResult:
     """Train IsoNet on a single anisotropic volume (self-supervised, eq. 2-3).
 
@@ -267,6 +268,11 @@ def train(
         Show a tqdm bar.
     threads : int, optional
         TensorFlow CPU threads (default: all cores).
+    pairs_from : callable, optional
+        ``pairs_from(normalized volume, config) -> sampler`` replaces the self-supervised
+        pairs (the supervised oracle of :mod:`isonet_ij.oracle`); the sampler has
+        ``sample(n, rng, augment=)``, ``validation`` and ``flips`` like
+        :class:`isonet_ij.pairs.PairSampler`. Not with ``resume``.
 
     Returns
     -------
@@ -282,24 +288,25 @@ def train(
     t_start = time.monotonic()
     budget = parse_duration(time_budget) if time_budget is not None else None
     vol = as_volume3d(volume, hint_2d="a 2D image has no axial planes")
+    if pairs_from is not None and resume:
+        raise ValueError("pairs_from cannot resume a run (its pairs are not stored with the model)")
+    options = {"resume": resume, "force": force, "progress": progress, "threads": threads, "pairs_from": pairs_from}
     if model_dir is None:
-        return _train(vol, config, psf, None, t_start, budget, resume=resume, force=force, progress=progress,
-                      threads=threads)
+        return _train(vol, config, psf, None, t_start, budget, **options)
     model_dir = Path(model_dir)
     with exclusive_output(model_dir, what="model folder"):
-        return _train(vol, config, psf, model_dir, t_start, budget, resume=resume, force=force, progress=progress,
-                      threads=threads)
+        return _train(vol, config, psf, model_dir, t_start, budget, **options)
 
 
 def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, resume, force, progress,
-           threads) -> TrainResult:
+           threads, pairs_from) -> TrainResult:
     """:func:`train` once ``model_dir`` (if any) is claimed."""
     resuming = False
     if model_dir is not None:
         resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
     config, psf = _checked_config(config, psf, model_dir if resuming else None)
     _check_same_input(config, vol, model_dir if resuming else None)
-    sampler = _prepare_pairs(vol, config, psf, resuming=resuming)
+    sampler = _prepare_pairs(vol, config, psf, resuming=resuming, pairs_from=pairs_from)
     net, opt = _build_network(config, threads)
     loop = _EpochLoop(config, sampler, net, opt, model_dir, t_start=t_start, budget=budget)
     if resuming:
@@ -362,7 +369,7 @@ def _checked_config(config: Config, psf, resume_dir: Path | None):
     return config, psf
 
 
-def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool) -> pairs.PairSampler:
+def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool, pairs_from=None) -> pairs.PairSampler:
     """Normalize ``vol`` and build the training pairs; fills in ``config``'s data fields.
 
     ``config.normalization`` (percentile values), ``config.noise_model`` and the kernel
@@ -376,6 +383,10 @@ def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool) -> p
         lo, hi = pairs.percentiles(vol, low=p_lo, high=p_hi)
     config.normalization = {"p_low": p_lo, "p_high": p_hi, "low": lo, "high": hi}
     vol_n = pairs.normalize(vol, lo, hi)
+    if pairs_from is not None:
+        sampler = pairs_from(vol_n, config)
+        config.psf_info = {**(config.psf_info or {}), "flips": {k: list(v) for k, v in sampler.flips.items()}}
+        return sampler
     kernels = training_kernels_for(psf, config.mode)
     noise = None
     if config.noise_match:

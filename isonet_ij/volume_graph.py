@@ -302,6 +302,7 @@ def volume_onnx_bytes(net, config, *, plane_bytes: bytes | None = None, batch: i
     meta.update({
         "isonet.graph": VOLUME_KIND, "isonet.border": str(border), "isonet.batch": str(int(batch)),
         "isonet.min_z": str(min_z), "isonet.min_yx": str(min_yx), "isonet.fusion": config.fusion,
+        "isonet.precision": {p.key: p.value for p in plane.metadata_props}.get("isonet.precision", "fp32"),
         "isonet.layout": ("(1, 1, Z, Y, X) raw stack -> (1, 1, floor((Z-1)*f)+1, Y, X) restored stack, "
                           "normalization with the stored training percentiles"),
     })
@@ -339,6 +340,7 @@ class OnnxVolumeNet:
         self.border = int(meta.get("isonet.border", 8))
         self.factor = float(meta.get("isonet.factor", config.factor))
         self.fusion = meta.get("isonet.fusion", config.fusion)
+        self.precision = meta.get("isonet.precision", "fp32")  # of its plane network (isonet export --precision)
         self.session = ort.InferenceSession(data, onnx_session_options(ort, threads),
                                             providers=["CPUExecutionProvider"])
 

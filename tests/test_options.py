@@ -152,6 +152,7 @@ def test_cli_flags_and_macro_keys_are_unchanged():
     assert COMMANDS["IsoNet Train"].keys == ["model", "psf", "mode", "arch", "factor", "epochs", "steps",
                                              "patch", "batch", "time", "seed", "channel", "frame",
                                              "resume", "overwrite"]
-    # "precision" was added (issue 30): the older keys keep their order, so recorded macros replay
+    # "precision" (issue 30) and "tta" (issue 28) were added after the older keys, which keep
+    # their order, so recorded macros replay
     assert COMMANDS["IsoNet Restore"].keys == ["model", "factor", "fusion", "normalization", "weights",
-                                               "memory", "batch", "precision"]
+                                               "memory", "batch", "precision", "tta"]

@@ -27,6 +27,8 @@ BENCHMARKS = {
                                        "full": ["--steps", "300", "--real-steps", "120"]}),
     "real": ("bench_real.py", {"quick": ["--train-steps", "150", "--steps-z", "4,8"],
                                "full": ["--train-steps", "600", "--steps-z", "4,8"]}),
+    "oracle": ("bench_oracle.py", {"quick": ["--minutes", "2", "--seeds", "0"],
+                                   "full": ["--minutes", "15", "--seeds", "0,1,2"]}),
     "chunked": ("bench_chunked.py", {"quick": ["--shape", "16", "512", "512", "--max-memory", "400M",
                                                "--no-check-ratio"],
                                      "full": ["--shape", "16", "2800", "2816", "--max-memory", "450M"]}),
@@ -35,7 +37,7 @@ BENCHMARKS = {
 #: scripts whose full-profile cells are kept in the repository (benchmarks/results/cells/NAME):
 #: a full run takes hours on a CPU, so it is done over several sessions and each resumes
 #: from the cells committed by the last; quick-profile cells stay in the ignored cache.
-COMMITTED_CELLS = ("table1", "peer", "segmentation", "real", "psf-auto", "border")
+COMMITTED_CELLS = ("table1", "peer", "segmentation", "real", "psf-auto", "border", "oracle")
 
 _DESCRIPTION = """\
 Run a benchmark of benchmarks/ (source checkout) and write its table to

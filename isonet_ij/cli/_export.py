@@ -35,7 +35,13 @@ def register(subparsers) -> None:
     p.add_argument("--format", required=True, choices=("onnx", "bioimageio", "savedmodel"), dest="fmt")
     p.add_argument("-o", "--output", required=True, metavar="PATH", help=".onnx file, .zip package or SavedModel folder")
     p.add_argument("--sample", default=None, metavar="VOLUME.tif",
-                   help="bioimageio: volume for test tensors and cover (default: the training input, else a phantom)")
+                   help="bioimageio: volume for test tensors and cover (default: the training input, else a phantom); "
+                        "--precision int8: the calibration volume (default: the training input)")
+    p.add_argument("--sample-attribution", default=None, metavar="TEXT",
+                   help="bioimageio (volume): source and licence of --sample, written beside the test tensors")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="onnx / bioimageio volume model: int8 quantizes the network inside the graph, calibrated on "
+                        "--sample (default: the training input) and checked against fp32 (>= 40 dB)")
     p.add_argument("--weights", choices=("best", "last"), default="best", help="checkpoint (default best)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     p.add_argument("--plane", action="store_true",
@@ -66,11 +72,14 @@ def cmd_export(args) -> int:
         kw["opset"] = args.opset
     if args.fmt != "savedmodel" and args.plane:
         kw["plane"] = True
-    if args.fmt == "bioimageio":
-        kw["sample"] = args.sample
-        if not args.plane:
-            kw.update(authors=args.author, maintainers=args.maintainer, git_repo=args.git_repo,
-                      version=args.model_version)
-    path = export(args.model, args.fmt, args.output, force=args.force, weights=args.weights, **kw)
+    if args.precision != "fp32":
+        if args.fmt == "savedmodel" or args.plane:
+            raise ValueError("--precision int8 is for the onnx and bioimageio volume models "
+                             "(not --format savedmodel or --plane)")
+        kw["precision"] = args.precision
+    if args.fmt == "bioimageio" and not args.plane:
+        kw.update(authors=args.author, maintainers=args.maintainer, git_repo=args.git_repo,
+                  version=args.model_version, sample_attribution=args.sample_attribution)
+    path = export(args.model, args.fmt, args.output, force=args.force, weights=args.weights, sample=args.sample, **kw)
     print(json.dumps({"format": args.fmt, "output": str(path)}))
     return 0

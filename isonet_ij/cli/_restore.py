@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     add_arguments(p, RESTORE_SETTINGS, ("factor", "fusion", "normalization", "batch_size", "max_memory"))
     p.add_argument("--dtype", choices=("float32", "input"), default="float32",
                    help="output type: float32 (default) or the input's (clipped, rounded)")
-    add_arguments(p, RESTORE_SETTINGS, ("weights", "precision", "allow_large_factor"))
+    add_arguments(p, RESTORE_SETTINGS, ("weights", "precision", "tta", "allow_large_factor"))
     p.add_argument("--no-consistency", action="store_true", help="skip the self-consistency score")
     p.add_argument("--threads", type=int, default=None, help="TensorFlow CPU threads")
     p.add_argument("--force", action="store_true", help="replace an existing output")
@@ -93,7 +93,7 @@ def _restore_chunked(args) -> int:
                            force=args.force, max_memory=args.max_memory,
                            progress=True, normalization=args.normalization, fusion=args.fusion,
                            batch_size=args.batch, backend=args.backend, weights=args.weights,
-                           precision=args.precision)
+                           precision=args.precision, tta=args.tta)
     print(f"wrote {info['out']} {info['shape_out']} ({len(info['computed'])} chunks computed, "
           f"{info['skipped']} resumed)")
     return 0
@@ -142,7 +142,7 @@ def cmd_restore(args) -> int:
         input=str(Path(args.input).resolve()), model_path=Path(args.model).resolve(),
         fusion=args.fusion, normalization=args.normalization, batch_size=args.batch,
         max_memory=max_memory, consistency=not args.no_consistency, progress=True,
-        precision=args.precision,
+        precision=args.precision, tta=args.tta,
     )
     result = wf.convert_dtype(res.data, args.dtype, vol.data.dtype)
     vs, unit = wf.isotropic_voxel_size(vol.voxel_size, vol.unit)

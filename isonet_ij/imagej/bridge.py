@@ -439,7 +439,7 @@ def _restore(imp, v: dict, progress: _Progress):
         imp, model=v["model"], factor=v["factor"] or None,
         fusion=None if v["fusion"] == "model" else v["fusion"],
         normalization=v["normalization"], weights=v["weights"], max_memory=v["memory"],
-        batch_size=v["batch"], precision=v["precision"],
+        batch_size=v["batch"], precision=v["precision"], tta=bool(v["tta"]),
     )
 
 

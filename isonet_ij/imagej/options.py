@@ -155,7 +155,7 @@ RESTORE = CommandSpec(
     "restore isotropic resolution of the current stack with a trained model (all channels "
     "and frames); opens a new 32-bit stack on the isotropic grid",
     options_of(RESTORE_SETTINGS, ("model", "factor", "fusion", "normalization", "weights",
-                                  "max_memory", "batch_size", "precision")),
+                                  "max_memory", "batch_size", "precision", "tta")),
 )
 
 SEGMENT = CommandSpec(

@@ -16,7 +16,7 @@ from ._layers import LayerError, factor_of, isotropic_scale, layer_input, result
 __all__ = ["RestoreWidget", "RESTORE_FIELDS", "restore_job"]
 
 #: Fields of the widget after layer and model, in order (the ImageJ dialog's).
-RESTORE_FIELDS = ("factor", "fusion", "normalization", "batch_size", "max_memory", "weights")
+RESTORE_FIELDS = ("factor", "fusion", "normalization", "batch_size", "max_memory", "weights", "precision", "tta")
 _COMMAND = "IsoNet Restore"
 
 
@@ -31,6 +31,7 @@ def restore_job(data, model_path, *, factor, factor_source, name, options) -> wf
         command=f"napari: {_COMMAND}", input=name, model_path=tm.path,
         fusion=options.get("fusion"), normalization=options.get("normalization") or "volume",
         batch_size=options.get("batch_size"), max_memory=options.get("max_memory"), progress=True,
+        precision=options.get("precision") or "fp32", tta=bool(options.get("tta")),
     )
 
 

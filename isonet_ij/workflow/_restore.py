@@ -63,7 +63,8 @@ def check_not_restored(metadata, factor, *, calibrated: bool, what: str, words=N
 def restore_volume(data, axes: str, model, *, factor: float, factor_source: str = "option",
                    command: str = "restore", input: str = "", model_path=None, fusion=None,
                    normalization: str = "volume", batch_size=None, max_memory=None,
-                   consistency: bool = False, progress: bool = False, precision: str = "fp32") -> Restored:
+                   consistency: bool = False, progress: bool = False, precision: str = "fp32",
+                   tta: bool = False) -> Restored:
     """Restore a ZYX / ZCYX / TZCYX stack with a loaded model; see :func:`isonet_ij.restoration.restore_stack`.
 
     ``factor`` is already resolved (:func:`resolve_factor`); ``command``, ``input`` and
@@ -77,7 +78,7 @@ def restore_volume(data, axes: str, model, *, factor: float, factor_source: str 
         data, axes, model, factor=factor, fusion=fusion, normalization=normalization,
         batch_size=int(batch_size or DEFAULT_BATCH),
         max_memory=DEFAULT_MAX_MEMORY if max_memory is None else max_memory,
-        consistency=consistency, progress=progress, precision=precision,
+        consistency=consistency, progress=progress, precision=precision, tta=tta,
     )
     out = Restored(result, infos)
     cons, cons_bic = out.consistency
@@ -88,7 +89,7 @@ def restore_volume(data, axes: str, model, *, factor: float, factor_source: str 
         model_factor=cfg.factor, fusion=infos[0]["fusion"], weights=model.weights,
         normalization=[i["normalization"] for i in infos],
         self_consistency_psnr_db=cons, self_consistency_bicubic_psnr_db=cons_bic,
-        input_shape=list(data.shape), axes=axes, precision=infos[0].get("precision"),
+        input_shape=list(data.shape), axes=axes, precision=infos[0].get("precision"), tta=bool(tta),
         z_grid=f"acquired slice i at output slice i*{factor:g}", seconds=out.seconds,
     )
     return out

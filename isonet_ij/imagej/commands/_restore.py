@@ -102,6 +102,7 @@ def restore_imageplus(
     batch_size: int = RESTORE_DEFAULTS["batch_size"],
     title: str | None = None,
     precision: str = RESTORE_DEFAULTS["precision"],
+    tta: bool = RESTORE_DEFAULTS["tta"],
 ):
     """Restore isotropic resolution of an ImagePlus stack (all channels and frames).
 
@@ -115,7 +116,7 @@ def restore_imageplus(
     factor : float, optional
         Anisotropy factor; default ``pixelDepth / pixelWidth`` of the calibration, else the
         model's factor (uncalibrated image).
-    fusion, normalization, weights, max_memory, batch_size, precision
+    fusion, normalization, weights, max_memory, batch_size, precision, tta
         As :func:`isonet_ij.restoration.restore` (``fusion=None``: the model's).
     title : str, optional
         Title of the result; default ``<input>_isotropic``.
@@ -159,7 +160,7 @@ def restore_imageplus(
         vol.data, vol.axes, tm, factor=f, factor_source=source, command="IsoNet Restore",
         input=str(imp.getTitle()), model_path=tm.path, fusion=fusion,
         normalization=normalization, batch_size=int(batch_size), max_memory=max_memory,
-        precision=precision,
+        precision=precision, tta=bool(tta),
     )
     cal = imp.getCalibration().copy()
     cal.pixelDepth = float(cal.pixelDepth) / f
