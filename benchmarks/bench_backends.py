@@ -60,11 +60,11 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             btm = load_model(tm, backend=backend)
             t_load = time.perf_counter() - t0
-            restore(vol, btm, batch_size=args.batch)  # warm-up: trace
+            restore(vol, btm, batch_size=args.batch, precision="fp32")  # warm-up: trace
             times = []
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
-                out, info = (r := restore_with_info(vol, btm, batch_size=args.batch)).volume, r.info
+                out, info = (r := restore_with_info(vol, btm, batch_size=args.batch, precision="fp32")).volume, r.info
                 times.append(time.perf_counter() - t0)
             outs[backend] = (out, info)
             med = statistics.median(times)

@@ -71,10 +71,10 @@ def bench_restore(arch, args, peak):
     shape = tuple(int(v) for v in args.shape.split(","))
     vol = np.random.default_rng(0).random(shape).astype(np.float32)
     tm = model_from_keras(nets.build_model(arch, seed=0), Config(factor=args.factor, arch=arch, mode="none"))
-    restore(vol, tm, batch_size=args.batch, max_memory=args.max_memory)  # trace
+    restore(vol, tm, batch_size=args.batch, max_memory=args.max_memory, precision="fp32")  # trace
     runs = []
     for _ in range(args.repeat):
-        info = restore_with_info(vol, tm, batch_size=args.batch, max_memory=args.max_memory).info
+        info = restore_with_info(vol, tm, batch_size=args.batch, max_memory=args.max_memory, precision="fp32").info
         runs.append(info)
     info = sorted(runs, key=lambda i: i["seconds"])[len(runs) // 2]
     n_out = grid.n_output_slices(shape[0], args.factor)

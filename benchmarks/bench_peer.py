@@ -443,7 +443,7 @@ def untrained_restore_fns(case, workdir: Path):
         care = IsotropicCARE(CareConfig("YX", n_channel_in=1, n_channel_out=1, train_tensorboard=False),
                              "care_speed", basedir=str(workdir))
     gf, n_f = g.astype(np.float32), care_predict_factor(g.shape[0], f)
-    return {"isonet2-split": lambda: restore(g, tm), "care": lambda: care.predict(gf, "ZYX", n_f)}
+    return {"isonet2-split": lambda: restore(g, tm, precision="fp32"), "care": lambda: care.predict(gf, "ZYX", n_f)}
 
 
 def speed_only(args, pairings):

@@ -183,7 +183,7 @@ def train_restore_isonet2(res: dict, seed: int, minutes: float, threads=None):
     tr = train(g, cfg, psf=res["psf"], time_budget=60.0 * minutes, force=True,
                progress=sys.stderr.isatty(), threads=threads)
     t_train = time.monotonic() - t
-    result = restore_with_info(g, tr.model)
+    result = restore_with_info(g, tr.model, precision="fp32")
     out, rinfo = result.volume, result.info
     info = {
         "train_s": round(t_train, 1),

@@ -6,7 +6,7 @@
 #@ String (label="Weights", choices={"best", "last"}, value="best") weights
 #@ String (label="Memory budget of inference", value="1G") memory
 #@ Integer (label="Batch size (tiles per network call)", value=8, min=1) batch
-#@ String (label="Precision", choices={"fp32", "int8", "auto"}, value="fp32") precision
+#@ String (label="Precision", choices={"auto", "fp32", "int8"}, value="auto") precision
 #@ Boolean (label="Test-time augmentation (flips, up to 4x slower)", value=false) tta
 #@output ImagePlus restored
 

@@ -360,7 +360,7 @@ def restore_chunked(source, model, *, factor=None, out, chunks=None, scheduler="
                     progress: bool = False, normalization="volume", fusion: str | None = None,
                     passes=("xz", "yz"), batch_size: int = 8, backend: str | None = None,
                     weights: str = "best", ngff: str = "0.4", timeout: float = 5.0, on_chunk=None,
-                    voxel_size=None, precision: str = "fp32", tta: bool = False) -> dict:
+                    voxel_size=None, precision: str = "auto", tta: bool = False) -> dict:
     """Restore a (Z, Y, X) volume chunk by chunk into an OME-Zarr store.
 
     Parameters

@@ -411,7 +411,7 @@ def restore(volume, model, **options) -> np.ndarray:
 def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, normalization="volume",
                       batch_size: int = DEFAULT_BATCH, max_memory=DEFAULT_MAX_MEMORY, passes=PASSES,
                       consistency: bool = False, progress: bool = False, weights: str = "best", border=None,
-                      precision: str = "fp32", tta: bool = False) -> Restoration:
+                      precision: str = "auto", tta: bool = False) -> Restoration:
     """Restore isotropic resolution of a (Z, Y, X) volume; the volume and what was done.
 
     Parameters
@@ -444,8 +444,10 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
     border : int or (int, int), optional
         Reflected margin (pixels, multiples of 4; rows = z, cols = x or y) around each plane
         before the network's zero padding; default :func:`isonet_ij.tiling.default_border`.
-    precision : {"fp32", "int8", "auto"}
+    precision : {"auto", "fp32", "int8"}
         The network's arithmetic (:mod:`isonet_ij.quantization`); ``info["precision"]``.
+        ``"auto"``: int8 only where the CPU has int8 dot products, the output has at least
+        16 M voxels and int8 is measured faster (smaller volumes: fp32).
     tta : bool
         Test-time augmentation (opt-in): each pass averages the network over the plane
         flips the training PSF allows (:func:`tta_flips`; up to 4x the network time);

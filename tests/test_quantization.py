@@ -47,7 +47,7 @@ def test_int8_restoration_stays_within_the_bound_of_fp32(demo, volume):
     from isonet_ij import load_model, restore_with_info
 
     model = load_model(demo, backend="onnx")
-    fp32 = restore_with_info(volume, model)
+    fp32 = restore_with_info(volume, model, precision="fp32")
     int8 = restore_with_info(volume, model, precision="int8")
     assert fp32.info["precision"] == {"precision": "fp32"}
     assert int8.info["precision"]["precision"] == "int8"
@@ -122,6 +122,30 @@ def test_auto_keeps_fp32_where_the_cpu_has_no_int8_instructions(demo, volume, mo
     monkeypatch.setattr(q, "cpu_int8_features", lambda: [])
     res = restore_with_info(volume, load_model(demo, backend="onnx"), precision="auto")
     assert res.info["precision"]["precision"] == "fp32" and "int8" in res.info["precision"]["reason"]
+
+
+def test_auto_is_the_default_and_keeps_fp32_for_volumes_too_small_to_pay(demo, volume, monkeypatch):
+    """The interfaces' default; a small stack never pays for quantizing (deterministic: no timing)."""
+    from isonet_ij import load_model, restore_with_info
+    from isonet_ij.workflow import RESTORE_DEFAULTS
+
+    assert RESTORE_DEFAULTS["precision"] == "auto"
+    monkeypatch.setattr(q, "cpu_int8_features", lambda: ["avx512_vnni"])
+    res = restore_with_info(volume, load_model(demo, backend="onnx"))
+    assert res.info["precision"]["precision"] == "fp32" and "too few" in res.info["precision"]["reason"]
+
+
+def test_auto_on_a_large_enough_volume_quantizes_checks_and_times(demo, volume, monkeypatch):
+    from isonet_ij import load_model, restore_with_info
+
+    if not q.cpu_int8_features():
+        pytest.skip("this CPU has no int8 dot-product instructions: auto keeps fp32 before sizes matter")
+    monkeypatch.setattr(q, "AUTO_MIN_VOXELS", 1)  # the test volume counts as large
+    res = restore_with_info(volume, load_model(demo, backend="onnx"), precision="auto")
+    prec = res.info["precision"]
+    # whichever ran faster on this machine now; both are decided by measurement, never by size
+    assert (prec["precision"] == "int8" and prec["speedup"] > 1 and prec["psnr_vs_fp32_db"] >= q.MIN_PSNR_DB) or \
+        (prec["precision"] == "fp32" and "not faster" in prec["reason"])
 
 
 def test_cli_precision_is_recorded_in_the_output(demo, volume, tmp_path, capsys):

@@ -31,7 +31,7 @@ def restore_job(data, model_path, *, factor, factor_source, name, options) -> wf
         command=f"napari: {_COMMAND}", input=name, model_path=tm.path,
         fusion=options.get("fusion"), normalization=options.get("normalization") or "volume",
         batch_size=options.get("batch_size"), max_memory=options.get("max_memory"), progress=True,
-        precision=options.get("precision") or "fp32", tta=bool(options.get("tta")),
+        precision=options.get("precision") or "auto", tta=bool(options.get("tta")),
     )
 
 

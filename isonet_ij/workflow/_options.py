@@ -32,7 +32,7 @@ CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)
                    if f.default is not dataclasses.MISSING}
 #: Defaults of :func:`isonet_ij.restoration.restore_with_info` that the interfaces expose.
 RESTORE_DEFAULTS = {"factor": None, "fusion": None, "normalization": "volume",
-                    "batch_size": DEFAULT_BATCH, "max_memory": "1G", "weights": "best", "precision": "fp32",
+                    "batch_size": DEFAULT_BATCH, "max_memory": "1G", "weights": "best", "precision": "auto",
                     "tta": False}
 
 
@@ -198,10 +198,11 @@ RESTORE = {s.name: s for s in (
        "--weights", key="weights", label="weights",
        ij_help="checkpoint: best validation or last epoch"),
     _s("precision", str, RESTORE_DEFAULTS["precision"],
-       "network arithmetic: fp32 (default), int8 (onnxruntime, calibrated on this volume, cached "
-       "beside the model, checked against fp32) or auto (int8 where this CPU runs it faster)",
+       "network arithmetic: auto (default: int8 where this CPU has int8 dot products, the output has "
+       ">= 16 M voxels and int8 is measured faster; else fp32), fp32, or int8 (onnxruntime, "
+       "calibrated on this volume, cached beside the model, checked against fp32 >= 40 dB)",
        ("fp32", "int8", "auto"), "--precision", key="precision", label="precision",
-       ij_help="fp32, int8 (faster on CPUs with VNNI/AMX; checked against fp32) or auto"),
+       ij_help="auto (int8 where faster on this CPU, for large stacks), fp32, or int8 (checked against fp32)"),
     _s("tta", bool, RESTORE_DEFAULTS["tta"],
        "test-time augmentation: average the network over the plane flips the training PSF allows "
        "(up to 4x the network time; +0.06 to +0.50 dB in benchmarks/results/oracle.md)",

@@ -63,7 +63,7 @@ def check_not_restored(metadata, factor, *, calibrated: bool, what: str, words=N
 def restore_volume(data, axes: str, model, *, factor: float, factor_source: str = "option",
                    command: str = "restore", input: str = "", model_path=None, fusion=None,
                    normalization: str = "volume", batch_size=None, max_memory=None,
-                   consistency: bool = False, progress: bool = False, precision: str = "fp32",
+                   consistency: bool = False, progress: bool = False, precision: str = "auto",
                    tta: bool = False) -> Restored:
     """Restore a ZYX / ZCYX / TZCYX stack with a loaded model; see :func:`isonet_ij.restoration.restore_stack`.
 
