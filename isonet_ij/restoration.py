@@ -445,12 +445,10 @@ def restore_with_info(volume, model, *, factor=None, fusion: str | None = None, 
         Reflected margin (pixels, multiples of 4; rows = z, cols = x or y) around each plane
         before the network's zero padding; default :func:`isonet_ij.tiling.default_border`.
     precision : {"auto", "fp32", "int8"}
-        The network's arithmetic (:mod:`isonet_ij.quantization`); ``info["precision"]``.
-        ``"auto"``: int8 only where the CPU has int8 dot products, the output has at least
-        16 M voxels and int8 is measured faster (smaller volumes: fp32).
+        The network's arithmetic (:func:`isonet_ij.quantization.with_precision`: auto is int8
+        only for >= 16 M output voxels, measured faster); ``info["precision"]``.
     tta : bool
-        Test-time augmentation (opt-in): each pass averages the network over the plane
-        flips the training PSF allows (:func:`tta_flips`; up to 4x the network time);
+        Test-time augmentation (opt-in; :func:`tta_flips`, up to 4x the network time);
         ``info["tta"]``. Not in exported volume models.
 
     Returns
