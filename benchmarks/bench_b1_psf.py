@@ -33,12 +33,11 @@ Writes ``benchmarks/results/b1_psf.md`` (+ ``.json``) and ``b1_psf.png``::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
-from common import REAL, REAL_DATA, RESULTS, command_line, estimate, machine_line, write_report
+from common import REAL, REAL_DATA, RESULTS, command_line, estimate, machine_line, save_figure, write_report
 
 #: the two candidate extra axial sigmas (voxels): product estimate, round-objects estimate
 CANDIDATES = (0.5, 2.6)
@@ -437,13 +436,7 @@ def save_plot(path, cases: dict) -> None:
     a.set(xlabel="k (cycles/voxel)", ylabel="power per line", title="mean line spectra (dotted: noise floors)")
     a.legend(fontsize=8)
     fig.suptitle("B1 (mesoSPIM nuclei): extra axial blur s, evidence (bench_b1_psf.py)", fontsize=11)
-    tmp = Path(path).with_name(f".{Path(path).stem}.tmp{os.getpid()}.png")
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:

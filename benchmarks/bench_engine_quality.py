@@ -43,12 +43,11 @@ import logging
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from common import (RESULTS, case_psf_spec, central_xz, command_line, load_cell, save_cell, score, synth_case,
-                    trained_key)
+                    save_figure, trained_key)
 from common import write_report as save_report
 
 PAIRINGS = {  # name -> phantom kind (PSF and factor: the phantoms module's paper defaults)
@@ -346,16 +345,7 @@ def write_montage(args, pairing, cells, refs, cols):
     out_dir.mkdir(parents=True, exist_ok=True)
     # Named after the report, so that engine_quality.md and table1.md keep their own montages.
     path = out_dir / f"{Path(args.out).stem}_montage_{pairing}.png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=out_dir)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, path, dpi=110)
     return path, note
 
 

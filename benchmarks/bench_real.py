@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, cached, central_xz, estimate, gaussian, machine_line,
-                    train_restore, trained_key, write_report)
+                    save_figure, train_restore, trained_key, write_report)
 
 #: volumes with a ground truth (thinned in z) and the one without (restored at factor 1)
 THINNED = ("A1", "A3")
@@ -227,13 +227,7 @@ def save_montage(path, panels, title: str) -> None:
         ax.set_title(label, fontsize=9)
         ax.set_axis_off()
     fig.suptitle(title, fontsize=10)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------- part 1: A1 / A3

@@ -95,6 +95,19 @@ def write_report(out, lines, results) -> None:
     print("\n".join(lines))
 
 
+def save_figure(fig, path, *, dpi: int = 110) -> None:
+    """Write a matplotlib figure to ``path`` as PNG atomically (``volume_io.atomic_path``), then close it."""
+    import matplotlib.pyplot as plt
+
+    from isonet_ij.volume_io import atomic_path
+
+    try:
+        with atomic_path(Path(path), force=True) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+
+
 def command_line(argv=None) -> str:
     """This run's command line, the ``--note`` text elided (it heads the report already)."""
     argv = list(sys.argv if argv is None else argv)
