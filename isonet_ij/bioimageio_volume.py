@@ -29,9 +29,8 @@ import numpy as np
 
 from . import __version__
 from .artifacts import PACKAGE_CONFIG, ArtifactError
-from .export_common import PAPER, PAPER_DOI, calibration_volume, check_volume_model, keras_model, validate_package
+from .export_common import PAPER, PAPER_DOI, check_volume_model, keras_model, plane_at_precision, validate_package
 from .onnx_graph import DEFAULT_OPSET
-from .quantization import MIN_PSNR_DB, int8_plane_graph
 from .volume_graph import OnnxVolumeNet, min_sizes, volume_onnx_bytes
 
 __all__ = ["export_bioimageio_volume", "volume_package_axes", "min_yx"]
@@ -221,16 +220,13 @@ def _descr(cfg, td: Path, *, name, authors, maintainers, git_repo, version, min_
     )
 
 
-def _volume_graph(tm, sample, precision: str, opset: int) -> bytes:
-    """The volume graph of ``tm``; its plane network quantized when ``precision == "int8"``."""
+def _volume_graph(tm, sample, precision: str, opset: int) -> tuple[bytes, float | None]:
+    """The volume graph of ``tm`` at ``precision`` and its check's PSNR floor (:func:`plane_at_precision`)."""
     from .onnx_graph import plane_onnx_bytes
 
-    if precision not in ("fp32", "int8"):
-        raise ValueError(f"`precision` of an export must be 'fp32' or 'int8', got {precision!r}")
-    plane = plane_onnx_bytes(tm.net.net, tm.config, opset=opset)
-    if precision == "int8":
-        plane, _ = int8_plane_graph(plane, tm.config, calibration_volume(tm.config, sample))
-    return volume_onnx_bytes(None, tm.config, plane_bytes=plane, opset=opset)
+    plane, min_psnr = plane_at_precision(plane_onnx_bytes(tm.net.net, tm.config, opset=opset), tm.config,
+                                         precision, sample)
+    return volume_onnx_bytes(None, tm.config, plane_bytes=plane, opset=opset), min_psnr
 
 
 def export_bioimageio_volume(model, path, *, sample=None, force: bool = False, name: str | None = None,
@@ -258,14 +254,14 @@ def export_bioimageio_volume(model, path, *, sample=None, force: bool = False, n
     if path.exists() and not force:
         msg = f"{str(path)!r} exists; pass --force to replace it"
         raise FileExistsError(msg)
-    data = _volume_graph(tm, sample, precision, opset)
+    data, min_psnr = _volume_graph(tm, sample, precision, opset)
     min_z, _ = min_sizes(cfg.factor, default_border(cfg.factor)[0])
     halo = halo_of(cfg.arch)
     vol, desc = _sample(tm, sample, min_z, min_yx(halo))
     if sample_attribution:
         desc = f"{desc}; source and licence: {sample_attribution}"
     restored = OnnxVolumeNet(data, cfg, source="export").predict(vol)  # once: the check and the test tensor
-    check = check_volume_model(data, tm, vol, result=restored, min_psnr=MIN_PSNR_DB if precision == "int8" else None)
+    check = check_volume_model(data, tm, vol, result=restored, min_psnr=min_psnr)
     with tempfile.TemporaryDirectory(prefix="isonet_bioimageio_volume_") as td:
         td = Path(td)
         (td / "volume.onnx").write_bytes(data)

@@ -12,7 +12,8 @@ from .backends import TensorFlowBackend
 from .model import IsoNetModel, load_model
 from .volume_graph import OnnxVolumeNet, compare_restorations
 
-__all__ = ["PAPER", "PAPER_DOI", "keras_model", "validate_package", "check_volume_model", "calibration_volume"]
+__all__ = ["PAPER", "PAPER_DOI", "keras_model", "validate_package", "check_volume_model", "calibration_volume",
+           "plane_at_precision"]
 
 PAPER = (
     "Weigert, M., Royer, L., Jug, F., Myers, G. (2017). Isotropic reconstruction of 3D "
@@ -90,6 +91,22 @@ def calibration_volume(config, sample) -> np.ndarray:
     if vol.ndim != 3:
         raise ValueError(f"the int8 calibration volume must be 3D (z, y, x), got shape {vol.shape}")
     return vol
+
+
+def plane_at_precision(plane: bytes, config, precision: str, sample) -> tuple[bytes, float | None]:
+    """The plane graph an export embeds at ``precision``, and the PSNR floor of its check.
+
+    ``"fp32"``: ``plane`` itself, None (the export is checked for equality). ``"int8"``:
+    :func:`isonet_ij.quantization.int8_plane_graph` calibrated on :func:`calibration_volume`,
+    and :data:`isonet_ij.quantization.MIN_PSNR_DB`.
+    """
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"`precision` of an export must be 'fp32' or 'int8', got {precision!r}")
+    if precision == "fp32":
+        return plane, None
+    from .quantization import MIN_PSNR_DB, int8_plane_graph
+
+    return int8_plane_graph(plane, config, calibration_volume(config, sample))[0], MIN_PSNR_DB
 
 
 def validate_package(path) -> None:

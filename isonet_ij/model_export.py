@@ -39,7 +39,7 @@ from .artifacts import PACKAGE_CONFIG, ArtifactError
 from .backends import Backend, OnnxBackend
 from .model import IsoNetModel
 from .onnx_graph import DEFAULT_OPSET, nchw_model, plane_onnx_bytes
-from .export_common import PAPER, PAPER_DOI, calibration_volume, check_volume_model, keras_model, validate_package
+from .export_common import PAPER, PAPER_DOI, check_volume_model, keras_model, plane_at_precision, validate_package
 from .volume_graph import volume_onnx_bytes
 
 __all__ = [
@@ -114,14 +114,7 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, force: bool = False,
     data = onnx_bytes(tm, opset=opset)
     if check:
         check_artifact(OnnxBackend(data, tm.config, source=str(path)), tm)
-    min_psnr = None
-    if precision == "int8":
-        from .quantization import MIN_PSNR_DB, int8_plane_graph
-
-        data, _ = int8_plane_graph(data, tm.config, calibration_volume(tm.config, sample))
-        min_psnr = MIN_PSNR_DB
-    elif precision != "fp32":
-        raise ValueError(f"`precision` of an export must be 'fp32' or 'int8', got {precision!r}")
+    data, min_psnr = plane_at_precision(data, tm.config, precision, sample)
     if not plane:
         data = volume_onnx_bytes(None, tm.config, plane_bytes=data)
         if check:
