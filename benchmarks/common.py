@@ -216,3 +216,4 @@ def machine_line() -> str:
     return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.node()}; {cpu_name()}; "
             f"{os.cpu_count()} logical CPUs; {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
             f"Python {platform.python_version()}")
+

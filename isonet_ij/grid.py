@@ -35,6 +35,7 @@ __all__ = [
     "sample_z",
     "crop_to_grid",
     "mirror_indices",
+    "resampling_period",
 ]
 
 #: Interpolation kernels understood by :func:`interpolation_matrix`.
@@ -310,3 +311,55 @@ def crop_to_grid(reference, n_z: int, factor) -> np.ndarray:
         )
         raise ValueError(msg)
     return reference[:n_out]
+
+
+def resampling_period(volume, axis: int = 0, *, periods=(2.5, 8.0), n_shuffles: int = 200, seed: int = 0,
+                      min_amplitude: float = 0.1) -> dict:
+    """Is ``axis`` of ``volume`` interpolated from coarser slices? The period of its interpolation knots.
+
+    An axis resampled onto a finer grid (linear or cubic interpolation from slices ``T`` voxels
+    apart) is smooth between the original slices and kinked at them, so the energy of its second
+    difference, per position along the axis, is modulated with period ``T``. Measured: the log of
+    the mean squared second difference per position, its slow trend (11 positions) removed, and
+    the amplitude of a sinusoid at each period of ``periods`` (voxels, 201 steps); the strongest
+    is compared with the strongest of each of ``n_shuffles`` shuffled profiles (same values, no
+    order): ``p`` is the share of shuffles at least as strong. A kinked profile has harmonics
+    (``T/2``, ``T/3``) as strong as ``T``: the period reported is the longest local peak whose
+    amplitude is within 70 % of the strongest.
+
+    Returns ``{"period", "amplitude", "null_max", "p", "resampled"}``; resampled: ``p < 0.01`` and
+    an amplitude of at least ``min_amplitude`` (0.1: the energy modulated by 10 %; long real axes
+    can show significant but tiny periodicities, e.g. A3's x axis: 0.024 at 6.8 voxels).
+
+    Parameters
+    ----------
+    volume : ndarray
+        Any dimension; ``axis`` needs at least 3 positions.
+    axis : int
+        The axis tested.
+    periods : (float, float)
+        Range of knot periods searched (voxels).
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    v = np.asarray(volume, np.float64)
+    other = tuple(i for i in range(v.ndim) if i != axis)
+    d2 = (np.diff(v, 2, axis=axis) ** 2).mean(axis=other)
+    d2 = np.maximum(d2, 1e-9 * max(float(d2.max()), 1e-300))
+    profile = np.log(d2) - np.log(uniform_filter1d(d2, 11, mode="nearest"))
+    t = np.arange(profile.size)
+    grid = np.linspace(periods[0], periods[1], 201)
+    waves = np.exp(2j * np.pi * t[None, :] / grid[:, None])  # (periods, positions)
+
+    def amplitudes(p):
+        return 2 * np.abs(waves @ p) / p.size
+
+    amp = amplitudes(profile)
+    rng = np.random.default_rng(seed)
+    null = np.array([amplitudes(rng.permutation(profile)).max() for _ in range(n_shuffles)])
+    p = float((np.count_nonzero(null >= amp.max()) + 1) / (n_shuffles + 1))
+    peaks = [i for i in range(amp.size) if amp[i] >= 0.7 * amp.max()
+             and amp[i] >= amp[max(i - 1, 0)] and amp[i] >= amp[min(i + 1, amp.size - 1)]]
+    best = max(peaks)
+    return {"period": float(grid[best]), "amplitude": float(amp[best]), "null_max": float(null.max()), "p": p,
+            "resampled": p < 0.01 and float(amp[best]) >= min_amplitude}

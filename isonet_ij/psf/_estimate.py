@@ -35,7 +35,7 @@ _MAX_LATERAL = 256
 
 
 def estimate_axial_blur(volume, *, factor, sigma_xy=None, max_lines: int = 4096, plot=None,
-                        seed: int = 0, shell_width: float = 0.008, snr: float = 5.0):
+                        seed: int = 0, shell_width: float = 0.008, snr: float = 5.0, max_kz=None):
     """Estimate the axial Gaussian blur of an anisotropic volume from its own content.
 
     Spherical-shell comparison of the 3D power spectrum. For an object with an isotropic
@@ -75,6 +75,10 @@ def estimate_axial_blur(volume, *, factor, sigma_xy=None, max_lines: int = 4096,
         Width of the ``|k|`` shells (cycles/voxel).
     snr : float
         A cell is fitted when its noise-subtracted power exceeds ``snr`` x the noise.
+    max_kz : float, optional
+        Highest axial frequency fitted (cycles/voxel of the isotropic grid); default and
+        upper limit ``0.8 * 0.5 / factor``. A lower one measures a volume's blur over the
+        band a thinned stack would show.
 
     Returns
     -------
@@ -93,11 +97,11 @@ def estimate_axial_blur(volume, *, factor, sigma_xy=None, max_lines: int = 4096,
     del seed
     vol = check_volume(volume, "volume").astype(np.float64)
     f = check_factor(factor)
-    _check_blur_input(vol, shell_width)
+    _check_blur_input(vol, shell_width, max_kz)
     _, ny0, nx0 = vol.shape
     cy, cx = max((ny0 - _MAX_LATERAL) // 2, 0), max((nx0 - _MAX_LATERAL) // 2, 0)
     vol = vol[:, cy: cy + _MAX_LATERAL, cx: cx + _MAX_LATERAL]
-    spectra = _shell_spectra(vol, f, shell_width, snr)
+    spectra = _shell_spectra(vol, f, shell_width, snr, max_kz)
     fit = _fit_shells(spectra)
     sxy = _lateral_sigma(vol, sigma_xy, max_lines)
     sz, se, at_bound = _axial_sigma(sxy, float(fit.coef[-1]), spectra.nz, f, vol.shape[0])
@@ -108,7 +112,7 @@ def estimate_axial_blur(volume, *, factor, sigma_xy=None, max_lines: int = 4096,
     return report
 
 
-def _check_blur_input(vol: np.ndarray, shell_width: float) -> None:
+def _check_blur_input(vol: np.ndarray, shell_width: float, max_kz=None) -> None:
     """Reject volumes too small or flat to estimate from, and a bad ``shell_width``."""
     if vol.shape[0] < 4:
         msg = (
@@ -128,6 +132,9 @@ def _check_blur_input(vol: np.ndarray, shell_width: float) -> None:
         raise ValueError(msg)
     if not (math.isfinite(shell_width) and shell_width > 0):
         msg = f"`shell_width` must be a number > 0 (cycles/voxel), got {shell_width!r}"
+        raise ValueError(msg)
+    if max_kz is not None and not (isinstance(max_kz, (int, float)) and math.isfinite(max_kz) and max_kz > 0):
+        msg = f"`max_kz` must be a number > 0 (cycles/voxel), got {max_kz!r}"
         raise ValueError(msg)
 
 
@@ -152,7 +159,7 @@ def _prewhitened_power(vol: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.fftn(v * w)) ** 2 / float(np.sum(w**2))
 
 
-def _shell_spectra(vol: np.ndarray, f: float, shell_width: float, snr: float) -> _ShellSpectra:
+def _shell_spectra(vol: np.ndarray, f: float, shell_width: float, snr: float, max_kz=None) -> _ShellSpectra:
     """Mean power per cell, white noise floor (lateral frequencies > 0.4) subtracted."""
     power = _prewhitened_power(vol)
     nz, ny, nx = power.shape
@@ -177,7 +184,7 @@ def _shell_spectra(vol: np.ndarray, f: float, shell_width: float, snr: float) ->
     with np.errstate(invalid="ignore", divide="ignore"):
         sig = s / np.maximum(c, 1) - noise_b[None, :]
         ok = ((c >= 4) & (sig > snr * noise_b[None, :]) & (gain_b[None, :] > 1e-12)
-              & (kz_b[None, :] <= 0.8 * 0.5 / f))
+              & (kz_b[None, :] <= min(0.8 * 0.5 / f, np.inf if max_kz is None else float(max_kz))))
         sig = sig / np.where(gain_b > 0, gain_b, 1.0)[None, :]
     ok[0, :] = False  # the DC shell
     return _ShellSpectra(nz, kz_b, noise_b, sig, c, ok)

@@ -25,7 +25,8 @@ from ._common import (
     resolve_factor,
 )
 from ._demo import DEMO_DESCRIPTION, DemoOptions, run_demo
-from ._checks import EXTRAS, MAX_FACTOR, check_contrast, check_counts, check_large_factor, check_writable, missing_extra
+from ._checks import (EXTRAS, MAX_FACTOR, check_contrast, check_counts, check_large_factor, check_writable,
+                      missing_extra, warn_if_resampled)
 from ._options import CONFIG_DEFAULTS, PSF_HELP, RESTORE_DEFAULTS, Setting, add_arguments, check_settings, values_from_args
 from ._options import RESTORE as RESTORE_SETTINGS
 from ._options import TRAIN as TRAIN_SETTINGS
@@ -41,5 +42,6 @@ __all__ = [
     "resolve_psf", "Restored", "restore_volume", "check_not_restored", "convert_dtype", "score_volumes",
     "patch_size_for", "training_config", "resume_config", "train_volume", "training_summary",
     "EXTRAS", "MAX_FACTOR", "check_contrast", "check_counts", "check_large_factor", "check_writable",
+    "warn_if_resampled",
     "missing_extra", "check_settings", "check_model_folder", "new_run_config", "DemoOptions", "run_demo", "DEMO_DESCRIPTION",
 ]

@@ -4,6 +4,8 @@
 * :func:`check_large_factor` -- an anisotropy factor above :data:`MAX_FACTOR` without the
   confirming option (``--allow-large-factor``);
 * :func:`check_contrast` -- a constant (e.g. all-zero) training volume;
+* :func:`warn_if_resampled` -- a training volume whose z axis was interpolated before (a
+  warning: the stack should come as acquired);
 * :func:`check_writable` -- an output folder that cannot be written, before any work;
 * :func:`missing_extra` -- which optional extra provides a missing module.
 
@@ -13,11 +15,13 @@ Messages name the option as the interface calls it (:class:`~isonet_ij.workflow.
 from __future__ import annotations
 
 
+import warnings
+
 from ..volume_io import check_writable
 from ._common import CLI_WORDS, Words
 
 __all__ = ["MAX_FACTOR", "EXTRAS", "check_counts", "check_large_factor", "check_contrast",
-           "check_writable", "missing_extra"]
+           "check_writable", "missing_extra", "warn_if_resampled"]
 
 #: The largest anisotropy factor accepted without the confirming option: z spacing 16x the
 #: xy spacing is already extreme for light microscopy; a larger one is usually a mistyped
@@ -79,6 +83,40 @@ def check_contrast(data, *, what: str = "the volume") -> None:
         msg = (f"{what} is {kind}: there is nothing to learn from; check that the file holds "
                "the acquisition (not an empty channel) and give the right stack")
         raise ValueError(msg)
+
+
+#: fewest z slices on which :func:`warn_if_resampled` looks for interpolation knots
+MIN_SLICES_RESAMPLING = 48
+
+
+def warn_if_resampled(data, factor, *, what: str = "the training volume", words: Words = CLI_WORDS):
+    """Warn (``warnings.warn``: the ImageJ Log, stderr) when the z axis of ``data`` (Z, Y, X) looks interpolated from coarser slices.
+
+    A stack rescaled along z before training (Fiji's Image > Scale, or Image > Adjust > Size
+    with interpolation, to make it look isotropic) holds no more axial detail than its
+    original slices, and with the rescaled factor IsoNet learns to undo an upsampling that
+    did not happen. Detected by :func:`isonet_ij.grid.resampling_period` on the central
+    128 x 128 voxels of stacks with at least :data:`MIN_SLICES_RESAMPLING` slices; a
+    warning, not a refusal (training goes on). Returns the check (None: not run).
+    """
+    import numpy as np
+
+    from ..grid import resampling_period
+
+    arr = np.asarray(data)
+    if arr.ndim != 3 or arr.shape[0] < MIN_SLICES_RESAMPLING:
+        return None
+    cy, cx = max((arr.shape[1] - 128) // 2, 0), max((arr.shape[2] - 128) // 2, 0)
+    check = resampling_period(arr[:, cy:cy + 128, cx:cx + 128], 0)
+    if check["resampled"]:
+        period = check["period"]
+        warnings.warn(
+            f"{what} looks interpolated along z from slices about {period:.1f} slices apart (its second "
+            "differences repeat with that period): IsoNet learns from the slices as acquired. If the stack was "
+            "rescaled along z (e.g. Image > Scale or Image > Adjust > Size in Fiji), train on the original "
+            f"stack, whose {words.opt('factor')} is about {period * float(factor):.3g} "
+            f"({period:.1f} x {float(factor):g})", stacklevel=3)
+    return check
 
 
 def missing_extra(exc: ImportError) -> str | None:

@@ -157,13 +157,15 @@ def train_volume(data, config, *, model_dir, psf=None, time_budget=None, resume:
     """Train on ``data`` into ``model_dir``; ``(result, training_summary(...))``.
 
     ``time_budget`` in seconds (None: no limit). A constant (e.g. all-zero) volume is refused
-    before anything is written (:func:`~isonet_ij.workflow.check_contrast`).
+    before anything is written (:func:`~isonet_ij.workflow.check_contrast`); a z axis that
+    looks interpolated is warned about (:func:`~isonet_ij.workflow.warn_if_resampled`).
     """
     from ..training import train
-    from ._checks import check_contrast
+    from ._checks import check_contrast, warn_if_resampled
 
     check_model_folder(model_dir, resume=resume, force=force, words=words)
     check_contrast(data, what="the training volume")
+    warn_if_resampled(data, config.factor, words=words)
     t0 = time.monotonic()
     with warnings.catch_warnings():
         # Keras passes copy= to numpy's __array__ of its own tensors on every step: not ours
