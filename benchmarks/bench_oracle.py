@@ -53,6 +53,8 @@ REAL_CASES = ("A1_z4", "A1_z8", "A3_z4", "A3_z8")
 #: axis is interpolated from slices about 4.85 voxels apart, see ``z_knots``; its y axis is not)
 CONTROL_CASES = ("A1y_z4", "A1y_z8")
 ARMS = ("isonet2", "oracle")
+#: engine changes that alter training, as extra self-supervised arms: name -> Config options
+ENGINE_ARMS = {"rounds2": {"rounds": 2}}
 #: restoration variants: name -> options of isonet_ij.restore
 VARIANTS = {"tta": {"tta": True}, "refblur": {}, "ensemble": {}}
 #: variants that change the output, not the restoration: name -> function(out, case)
@@ -74,6 +76,8 @@ def parse_args(argv=None):
     p.add_argument("--longer", default="", help="comma list of budget multiples (e.g. 3) for an extra "
                    "self-supervised arm trained that many times --minutes (a cell shared with a run at that budget)")
     p.add_argument("--longer-cases", default=",".join(REAL_CASES), help="cases the --longer arms run on")
+    p.add_argument("--engine", default="", help="comma list of training changes (" + ", ".join(ENGINE_ARMS) +
+                   ") trained as extra self-supervised arms (`isonet2+NAME`) on every case, same budget")
     p.add_argument("--rl-iterations", type=int, default=10)
     p.add_argument("--data", default=str(REAL_DATA))
     p.add_argument("--cache", default=str(RESULTS / "cache" / "oracle"))
@@ -87,6 +91,10 @@ def parse_args(argv=None):
     args.variant_list = [v for v in args.variants.split(",") if v.strip()]
     args.longer_list = [float(v) for v in args.longer.split(",") if v.strip()]
     args.longer_case_list = [c for c in args.longer_cases.split(",") if c.strip()]
+    args.engine_list = [c for c in args.engine.split(",") if c.strip()]
+    for c in args.engine_list:
+        if c not in ENGINE_ARMS:
+            p.error(f"--engine: unknown change {c!r}; choose from {', '.join(ENGINE_ARMS)}")
     for c in args.case_list:
         if c not in PHANTOMS + REAL_CASES + CONTROL_CASES:
             p.error(f"--cases: unknown case {c!r}; choose from {', '.join(PHANTOMS + REAL_CASES + CONTROL_CASES)}")
@@ -165,14 +173,16 @@ def held_out_score(out, case) -> dict:
 # ---------------------------------------------------------------- the arms
 
 
-def train_arm(arm: str, case, seed: int, args, model_dir: Path, minutes: float):
-    """Train one arm for ``minutes`` into ``model_dir``; ``{"train_s", "steps", "best_val_psnr", "patch"}``."""
+def train_arm(arm: str, case, seed: int, args, model_dir: Path, minutes: float, engine: str = ""):
+    """Train one arm (with an :data:`ENGINE_ARMS` change) for ``minutes`` into ``model_dir``;
+    ``{"train_s", "steps", "best_val_psnr", "patch"}``."""
     from isonet_ij import Config, train
     from isonet_ij.oracle import train_oracle
 
     P = patch_for(case)
     cfg = Config(factor=case["factor"], arch="isonet2", mode="split", psf=case["psf_spec"],
-                 psf_info=case["psf_info"], epochs=100_000, seed=seed, patch_size=P)
+                 psf_info=case["psf_info"], epochs=100_000, seed=seed, patch_size=P,
+                 **ENGINE_ARMS.get(engine, {}))
     t = time.monotonic()
     budget = 60.0 * minutes
     if arm == "oracle":
@@ -207,29 +217,30 @@ def run_case(args, name: str, seed: int) -> dict:
 
     row = {"bicubic": cached(cache, f"{cid}_bicubic", lambda: baseline("bicubic")),
            "rl": cached(cache, f"{cid}_rl{args.rl_iterations}", lambda: baseline("rl"))}
-    arms = [(arm, arm, args.minutes) for arm in ARMS]
+    arms = [(arm, arm, args.minutes, "") for arm in ARMS]
     if name in args.longer_case_list:
-        arms += [(f"isonet2x{k:g}", "isonet2", args.minutes * k) for k in args.longer_list]
-    for label, arm, minutes in arms:
-        key = trained_key(f"{cid}_m{minutes:g}_{arm}")
+        arms += [(f"isonet2x{k:g}", "isonet2", args.minutes * k, "") for k in args.longer_list]
+    arms += [(f"isonet2+{e}", "isonet2", args.minutes, e) for e in args.engine_list]
+    for label, arm, minutes, engine in arms:
+        key = trained_key(f"{cid}_m{minutes:g}_{arm}" + (f"_{engine}" if engine else ""))
         model_dir = Path(args.models) / key
 
-        def trained(arm=arm, model_dir=model_dir, minutes=minutes):
+        def trained(arm=arm, model_dir=model_dir, minutes=minutes, engine=engine):
             c = get_case()
-            info = train_arm(arm, c, seed, args, model_dir, minutes)
+            info = train_arm(arm, c, seed, args, model_dir, minutes, engine)
             return {**held_out_score(restore(c["acq"], load_model(model_dir)), c), **info}
 
         row[label] = cached(cache, key, trained)
         log.info("%s %s: %.2f dB (%d steps in %.0f s)", cid, label, row[label]["psnr"], row[label]["steps"],
                  row[label]["train_s"])
-        for variant in args.variant_list if label in ARMS else ():
+        for variant in args.variant_list if label in ARMS or engine else ():
             if variant in POST and name in PHANTOMS:
                 continue  # the phantoms' reference is isotropic
             vkey = f"{key}_{variant}"
             if load_cell(cache, vkey) is None and not (model_dir / "config.json").is_file():
                 log.warning("%s: no kept model in %s, variant %s skipped", cid, model_dir, variant)
                 continue
-            row[f"{arm}+{variant}"] = cached(cache, vkey, lambda model_dir=model_dir, variant=variant: variant_score(
+            row[f"{label}+{variant}"] = cached(cache, vkey, lambda model_dir=model_dir, variant=variant: variant_score(
                 model_dir, variant, get_case()))
     return row
 
@@ -297,6 +308,7 @@ def report(args, results: dict) -> None:
                      f"{fmt(s['isonet2_steps'], 0)} / {fmt(s['oracle_steps'], 0)} | "
                      f"{fmt(s['isonet2_s'], 0)} / {fmt(s['oracle_s'], 0)} |")
     lines += reference_checks(args, [n for n in results if n not in PHANTOMS])
+    lines += noise_checks(args, sorted({n.split("_z")[0].rstrip("y") for n in results if n not in PHANTOMS}))
     lines += changes_table(results)
     write_report(args.out, lines, {"args": {k: v for k, v in vars(args).items()}, "results": results,
                                    "summary": summaries})
@@ -324,6 +336,41 @@ def reference_checks(args, names: list) -> list:
     return lines
 
 
+def white_noise_floor(volume_norm, k_min: float) -> float:
+    """Median power of the lateral slices (Hann-windowed, per-slice mean removed) at ``|k| > k_min``
+    cycles/pixel: the variance of white noise, where the optics pass no signal."""
+    v = np.asarray(volume_norm, np.float64)
+    ny, nx = v.shape[1:]
+    k = np.sqrt(np.fft.fftfreq(ny)[:, None] ** 2 + np.fft.fftfreq(nx)[None, :] ** 2)
+    w = np.hanning(ny)[:, None] * np.hanning(nx)[None, :]
+    power = np.mean([np.abs(np.fft.fft2((s - s.mean()) * w)) ** 2 for s in v], axis=0) / float((w**2).sum())
+    return float(np.median(power[k > k_min]))
+
+
+def noise_checks(args, sources: list) -> list:
+    """Does ``pairs.estimate_noise`` (the model the self-supervised sources' noise is matched to) agree with
+    the real volumes' white noise floor?"""
+    from isonet_ij import pairs, read_volume
+
+    if not sources:
+        return []
+    lines = ["", "## Does the fitted noise model match the real volumes?", "",
+             "`pairs.estimate_noise` fits var = a I + b on the normalized lateral slices (3x3 high-pass, robust "
+             "variance per intensity bin); its mean over the volume is compared with the power of the lateral "
+             "slices where the optics pass no signal (|k| > 0.4 and > 0.6 cycles/pixel): equal for white noise, "
+             "and a floor that keeps falling from 0.4 to 0.6 means the noise is not white there.", "",
+             "| volume | a | b | model's mean variance | floor, abs(k) > 0.4 | floor, abs(k) > 0.6 | model / floor 0.4 |",
+             "|---|---|---|---|---|---|---|"]
+    for name in sources:
+        vol = np.asarray(read_volume(Path(args.data) / REAL[name][0]).data, np.float64)
+        vn = pairs.normalize(vol, *pairs.percentiles(vol)).astype(np.float64)
+        a, b = pairs.estimate_noise(vn)
+        model = a * float(np.clip(vn, 0, None).mean()) + b
+        f4, f6 = white_noise_floor(vn, 0.4), white_noise_floor(vn, 0.6)
+        lines.append(f"| {name} | {a:.3g} | {b:.3g} | {model:.3g} | {f4:.3g} | {f6:.3g} | {model / f4:.2f} |")
+    return lines
+
+
 def changes_table(results: dict) -> list:
     """Engine changes (restoration variants, longer budgets) against the gap: PSNR gained (dB)."""
     changes = sorted({k for rows in results.values() for r in rows for k in r
@@ -333,7 +380,8 @@ def changes_table(results: dict) -> list:
     lines = ["", "## Engine changes measured against the gap", "",
              "PSNR gained by each change over the plain arm it modifies (dB, held-out block; "
              "`+tta`: test-time augmentation of the same model, `+ensemble`: the best and the last checkpoint averaged, `+refblur`: a diagnostic, the output blurred along z by the reference's own extra axial sigma s0 (real volumes), `isonet2xN`: self-supervised trained "
-             "N times the budget), and the gap left (oracle - self-supervised with the change).", ""]
+             "N times the budget, `isonet2+rounds2`: self-supervised in two training rounds, `--rounds 2`, same budget, "
+             "`isonet2+rounds2+tta`: that with `--tta`, its gain over the plain arm), and the gap left (oracle - self-supervised with the change).", ""]
     head = "| case | gap | " + " | ".join(f"{c} gain | gap left" for c in changes) + " |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for name, rows in results.items():

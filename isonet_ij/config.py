@@ -140,6 +140,10 @@ class Config:
         ``[a, b]`` of ``var = a*I + b`` (normalized units), filled by training.
     augment : bool
         Flips where they commute with the kernel (default True).
+    rounds : {1, 2}
+        Training rounds (default 1). 2: a first round on half the epochs and time budget,
+        then a second on the acquired slices as the first restores them (thin optical
+        sections, :mod:`isonet_ij.refinement`); for stacks with a strong axial blur.
     fusion : {"mean", "geometric"}
         How restoration combines the xz and yz passes (default ``"mean"``).
     seed : int
@@ -178,6 +182,7 @@ class Config:
     noise_match: bool = True
     noise_model: list = None
     augment: bool = True
+    rounds: int = 1
     fusion: str = "mean"
     seed: int = 0
     train_input: str = ""
@@ -236,6 +241,8 @@ class Config:
         num("validation_fraction", 0, 0.9, lo_open=True)
         num("n_validation", 1, integer=True)
         num("seed", 0, integer=True)
+        if self.rounds not in (1, 2) or isinstance(self.rounds, bool):
+            bad.append(f"`rounds` must be 1 or 2, got {self.rounds!r}")
         for name in ("noise_match", "augment"):
             if not isinstance(getattr(self, name), bool):
                 bad.append(f"`{name}` must be true or false, got {getattr(self, name)!r}")

@@ -9,9 +9,30 @@ budget, says how much of it is left, and shows the epoch and the latest validati
 
 from __future__ import annotations
 
+import math
 import time
 
-__all__ = ["TrainingBar"]
+__all__ = ["TrainingBar", "parse_duration"]
+
+
+def parse_duration(text) -> float:
+    """Seconds from ``"15m"``, ``"90s"``, ``"1.5h"``, ``"2m30s"`` or a plain number (s)."""
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        import re
+
+        s = str(text).strip().lower()
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", s)
+        if not s or parts is None or not any(parts.groups()):
+            msg = f"duration must look like 15m, 90s, 1.5h or 2m30s, got {text!r}"
+            raise ValueError(msg)
+        h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+        value = 3600 * h + 60 * m + sec
+    if not math.isfinite(value) or value <= 0:
+        msg = f"duration must be positive, got {text!r}"
+        raise ValueError(msg)
+    return value
 
 
 class TrainingBar:

@@ -29,6 +29,7 @@ from .config import PSF_TIF, WEIGHTS_BEST, Config, read_config, save_psf, write_
 from .fingerprints import array_fingerprint
 from .locks import exclusive_output
 from .model import IsoNetModel, model_from_keras
+from .train_progress import parse_duration
 from .volume_io import as_volume3d
 
 __all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps",
@@ -58,26 +59,6 @@ class TrainResult:
     history: list = field(default_factory=list)
     stop_reason: str = "epochs"
     train_step: str = "plain"
-
-
-def parse_duration(text) -> float:
-    """Seconds from ``"15m"``, ``"90s"``, ``"1.5h"``, ``"2m30s"`` or a plain number (s)."""
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        import re
-
-        s = str(text).strip().lower()
-        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", s)
-        if not s or parts is None or not any(parts.groups()):
-            msg = f"duration must look like 15m, 90s, 1.5h or 2m30s, got {text!r}"
-            raise ValueError(msg)
-        h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
-        value = 3600 * h + 60 * m + sec
-    if not math.isfinite(value) or value <= 0:
-        msg = f"duration must be positive, got {text!r}"
-        raise ValueError(msg)
-    return value
 
 
 def training_kernels_for(psf, mode: str) -> dict:
@@ -290,17 +271,41 @@ def train(
     vol = as_volume3d(volume, hint_2d="a 2D image has no axial planes")
     if pairs_from is not None and resume:
         raise ValueError("pairs_from cannot resume a run (its pairs are not stored with the model)")
+    if config.rounds == 2 and resume:
+        raise ValueError("a run of 2 training rounds cannot be resumed (its first round is not kept): "
+                         "train again into the model folder with --force, or into a new one")
+    run = _train_in_two_rounds if config.rounds == 2 and pairs_from is None else _train
     options = {"resume": resume, "force": force, "progress": progress, "threads": threads, "pairs_from": pairs_from}
     if model_dir is None:
-        return _train(vol, config, psf, None, t_start, budget, **options)
+        return run(vol, config, psf, None, t_start, budget, **options)
     model_dir = Path(model_dir)
     with exclusive_output(model_dir, what="model folder"):
-        return _train(vol, config, psf, model_dir, t_start, budget, **options)
+        return run(vol, config, psf, model_dir, t_start, budget, **options)
+
+
+def _train_in_two_rounds(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, pairs_from,
+                         **options) -> TrainResult:
+    """``config.rounds == 2``: a first round (in memory) on :data:`refinement.FIRST_ROUND_SHARE` of the
+    epochs and of the budget, then the second, into ``model_dir``, from the first's weights, on the
+    acquired slices as the first restores them (:mod:`isonet_ij.refinement`); its history follows the first's."""
+    from . import refinement
+
+    share = refinement.FIRST_ROUND_SHARE
+    first_epochs = max(1, int(round(config.epochs * share)))
+    first = _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, None, t_start,
+                   None if budget is None else budget * share, pairs_from=None, **options)
+    slices = refinement.restored_acquired_slices(vol, first.model)
+    kernels = training_kernels_for(psf, config.mode)
+    second = _train(vol, config.replace(epochs=max(1, config.epochs - first_epochs)), psf, model_dir, t_start,
+                    budget, pairs_from=refinement.pairs_from_slices(slices, kernels),
+                    init_weights=first.model.net.net.get_weights(), **options)
+    second.history = [{**row, "round": 1} for row in first.history] + [{**row, "round": 2} for row in second.history]
+    return second
 
 
 def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, resume, force, progress,
-           threads, pairs_from) -> TrainResult:
-    """:func:`train` once ``model_dir`` (if any) is claimed."""
+           threads, pairs_from, init_weights=None) -> TrainResult:
+    """:func:`train` once ``model_dir`` (if any) is claimed; ``init_weights``: the network's start."""
     resuming = False
     if model_dir is not None:
         resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
@@ -308,6 +313,8 @@ def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *,
     _check_same_input(config, vol, model_dir if resuming else None)
     sampler = _prepare_pairs(vol, config, psf, resuming=resuming, pairs_from=pairs_from)
     net, opt = _build_network(config, threads)
+    if init_weights is not None:
+        net.set_weights(init_weights)
     loop = _EpochLoop(config, sampler, net, opt, model_dir, t_start=t_start, budget=budget)
     if resuming:
         loop.resume_from(checkpoints.restore_checkpoint(model_dir, net, opt))
@@ -482,7 +489,8 @@ class _EpochLoop:
         if progress:
             from .train_progress import TrainingBar
 
-            self.bar = TrainingBar(desc=f"train {config.arch}/{config.mode}", epochs=config.epochs,
+            rounds = " (round 2 of 2)" if config.rounds == 2 else ""
+            self.bar = TrainingBar(desc=f"train {config.arch}/{config.mode}{rounds}", epochs=config.epochs,
                                    steps_per_epoch=config.steps_per_epoch, start_epoch=self.start_epoch,
                                    budget=self.budget, t_start=self.t_start)
         stop_reason = "already done" if self.start_epoch >= config.epochs else "epochs"

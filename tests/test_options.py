@@ -148,10 +148,10 @@ def test_cli_flags_and_macro_keys_are_unchanged():
     assert flags == {"--factor", "--psf", "--arch", "--mode", "--epochs", "--steps-per-epoch", "--patch",
                      "--batch", "--lr", "--dropout", "--lr-schedule", "--loss", "--no-noise-match",
                      "--no-augment", "--time-budget", "--seed", "--channel", "--timepoint", "--threads",
-                     "--allow-large-factor", "--resume", "--force"}
+                     "--allow-large-factor", "--resume", "--force", "--rounds"}
     assert COMMANDS["IsoNet Train"].keys == ["model", "psf", "mode", "arch", "factor", "epochs", "steps",
                                              "patch", "batch", "time", "seed", "channel", "frame",
-                                             "resume", "overwrite"]
+                                             "resume", "overwrite", "rounds"]  # rounds: issue 28
     # "precision" (issue 30) and "tta" (issue 28) were added after the older keys, which keep
     # their order, so recorded macros replay
     assert COMMANDS["IsoNet Restore"].keys == ["model", "factor", "fusion", "normalization", "weights",

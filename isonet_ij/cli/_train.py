@@ -33,10 +33,10 @@ budget), constant learning rate, 100 epochs x 50 steps, negative-PSNR loss (eq. 
 #: The CLI's options, in help order (declared in :mod:`isonet_ij.workflow`).
 OPTIONS = ("factor", "psf", "arch", "mode", "epochs", "steps_per_epoch", "patch_size",
            "batch_size", "learning_rate", "dropout", "lr_schedule", "loss", "noise_match",
-           "augment", "time_budget", "seed", "channel", "timepoint", "threads", "allow_large_factor", "resume", "force")
+           "augment", "time_budget", "seed", "rounds", "channel", "timepoint", "threads", "allow_large_factor", "resume", "force")
 #: The options that are Config fields (the rest steer the run).
 CONFIG_OPTIONS = ("arch", "mode", "epochs", "steps_per_epoch", "batch_size", "learning_rate",
-                  "dropout", "lr_schedule", "loss", "noise_match", "augment", "seed")
+                  "dropout", "lr_schedule", "loss", "noise_match", "augment", "seed", "rounds")
 
 
 def register(subparsers) -> None:

@@ -130,7 +130,7 @@ def option_of(setting) -> Option:
     default = setting.ij_value
     kind = setting.ij_kind or ("choice" if setting.choices else _KINDS[setting.type])
     choices = ()
-    if setting.choices:
+    if setting.choices and kind == "choice":
         choices = (default, *(c for c in setting.choices if c != default))
     return Option(setting.key, kind, default, setting.label, setting.ij_help, choices=choices,
                   minimum=setting.minimum, required=setting.required)
@@ -190,7 +190,7 @@ TRAIN = CommandSpec(
                                      "seed")),
         _CHANNEL,
         _FRAME,
-        *options_of(TRAIN_SETTINGS, ("resume", "force")),
+        *options_of(TRAIN_SETTINGS, ("resume", "force", "rounds")),  # rounds (issue 28) last: old macros replay
     ),
 )
 

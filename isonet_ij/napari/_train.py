@@ -24,8 +24,8 @@ __all__ = ["TrainWidget", "TRAIN_FIELDS", "train_job"]
 
 #: Fields of the widget after the layer, in the ImageJ dialog's order.
 TRAIN_FIELDS = ("factor", "psf", "arch", "mode", "epochs", "steps_per_epoch", "patch_size",
-                "batch_size", "time_budget", "seed", "force")
-_CONFIG_FIELDS = ("arch", "epochs", "steps_per_epoch", "batch_size", "seed")
+                "batch_size", "time_budget", "seed", "rounds", "force")
+_CONFIG_FIELDS = ("arch", "epochs", "steps_per_epoch", "batch_size", "seed", "rounds")
 _COMMAND = "IsoNet Train"
 
 

@@ -1,0 +1,84 @@
+"""Two training rounds (``Config.rounds = 2``, ``--rounds 2``): the second trains on the acquired slices
+as the first restores them (``isonet_ij.refinement``). Quality is measured in benchmarks/results/oracle.md."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from isonet_ij import pairs, refinement, restore  # noqa: E402
+from isonet_ij.config import Config, read_config  # noqa: E402
+from isonet_ij.training import train  # noqa: E402
+
+
+def stack(seed=0):
+    """An 8 x 40 x 40 stack: a smooth random volume blurred along z, every 3rd slice kept."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    iso = gaussian_filter(rng.random((24, 40, 40)), (3, 1, 1))[::3]
+    return (100 + 1000 * (iso - iso.min()) / np.ptp(iso)).astype(np.float32)
+
+
+def config(**kw):
+    base = dict(factor=3, arch="isonet1", mode="split", psf="gaussian:1,2", patch_size=16, batch_size=4,
+                epochs=4, steps_per_epoch=2, n_validation=4, seed=0)
+    return Config(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def psf():
+    from isonet_ij.psf import gaussian_psf
+
+    return gaussian_psf(1.0, 2.0, shape=(13, 7, 7))
+
+
+def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, psf):
+    vol = stack()
+    res = train(vol, config(rounds=2), psf=psf, model_dir=tmp_path / "m")
+    assert [r["round"] for r in res.history] == [1, 1, 2, 2]
+    stored = read_config(tmp_path / "m")
+    assert stored.rounds == 2 and stored.noise_model is not None and stored.normalization["low"] is not None
+    log = (tmp_path / "m" / "training_log.csv").read_text().splitlines()
+    assert len(log) == 3  # the model folder holds the second round's epochs
+    out = restore(vol, res.model)
+    assert out.shape == (22, 40, 40) and np.isfinite(out).all()
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        train(vol, config(rounds=2), psf=psf, model_dir=tmp_path / "m", resume=True)
+
+
+def test_the_second_round_learns_from_the_restored_acquired_slices(psf):
+    vol = stack(1)
+    first = train(vol, config(epochs=1), psf=psf)
+    slices = refinement.restored_acquired_slices(vol, first.model)
+    np.testing.assert_array_equal(slices, restore(vol, first.model)[::3])
+    # the hook's targets are the given slices, normalized like the volume: a constant stack of
+    # slices gives constant targets, whatever the volume holds
+    cfg = config()
+    cfg.normalization = {**cfg.normalization, "low": 100.0, "high": 1100.0}
+    from isonet_ij.training import training_kernels_for
+
+    sampler = refinement.pairs_from_slices(np.full_like(vol, 600.0), training_kernels_for(psf, "split"))(
+        pairs.normalize(vol, 100.0, 1100.0), cfg)
+    _, targets = sampler.sample(32, np.random.default_rng(0))
+    np.testing.assert_allclose(targets, 0.5, atol=1e-6)
+    assert cfg.noise_model is not None  # fitted on the acquired volume, stored as in round 1
+
+
+def test_rounds_must_be_one_or_two_in_every_interface(tmp_path, capsys):
+    from isonet_ij import volume_io
+    from isonet_ij.cli import main
+
+    assert any("rounds" in m for m in config(rounds=3).invalid_fields())
+    volume_io.write_volume(tmp_path / "in.tif", stack(), voxel_size=(0.3, 0.1, 0.1))
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tmp_path / "in.tif"), "--psf", "gaussian:1,2", "--rounds", "3", "-o", str(tmp_path / "m")])
+    assert exc.value.code == 2 and "--rounds" in capsys.readouterr().err
+    rc = main(["train", str(tmp_path / "in.tif"), "--psf", "gaussian:1,2", "--rounds", "2", "--arch", "isonet1",
+               "--patch", "16", "--batch", "4", "--epochs", "2", "--steps-per-epoch", "1", "-o", str(tmp_path / "m")])
+    assert rc == 0
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["rounds"] == 2
