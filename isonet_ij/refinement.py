@@ -41,7 +41,7 @@ def restored_acquired_slices(volume, model) -> np.ndarray:
     from .restoration import restore
 
     vol = np.asarray(volume)
-    restored = restore(vol, model)
+    restored = restore(vol, model, precision="fp32")  # the targets of training: no int8 approximation
     rows = np.rint(grid.acquired_positions(vol.shape[0], model.config.factor)).astype(int)
     return np.asarray(restored[rows], np.float32)
 

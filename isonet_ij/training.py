@@ -290,6 +290,8 @@ def _train_in_two_rounds(vol, config: Config, psf, model_dir: Path | None, t_sta
     acquired slices as the first restores them (:mod:`isonet_ij.refinement`); its history follows the first's."""
     from . import refinement
 
+    if model_dir is not None:  # refuse a busy folder before the first round, not after it
+        checkpoints.prepare_model_dir(model_dir, resume=False, force=options["force"])
     share = refinement.FIRST_ROUND_SHARE
     first_epochs = max(1, int(round(config.epochs * share)))
     first = _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, None, t_start,

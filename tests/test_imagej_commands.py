@@ -119,6 +119,23 @@ def test_train_macro_writes_a_model_that_isonet_restore_uses(imagej_bridge, stac
     assert restored.data.shape == (22, 48, 48)
 
 
+def test_train_macro_with_two_rounds_records_them(imagej_bridge, stack_imp, tmp_path):
+    from isonet_ij.config import read_config
+
+    model = tmp_path / "two rounds"
+    _, err = run_macro(
+        f'run("IsoNet Train", "model=[{model}] mode=none arch=isonet1 epochs=2 steps=1 '
+        'patch=16 batch=4 rounds=2");', stack_imp,
+    )
+    assert err is None
+    assert read_config(model).rounds == 2
+    _, err = run_macro(
+        f'run("IsoNet Train", "model=[{tmp_path / "three"}] mode=none arch=isonet1 epochs=2 steps=1 '
+        'patch=16 batch=4 rounds=3");', stack_imp,
+    )
+    assert err is not None and "rounds" in err and "Traceback" not in err
+
+
 def test_train_restore_segment_in_one_macro(imagej_bridge, stack_imp, tmp_path):
     from isonet_ij.restoration import restore
     from isonet_ij.segment import segment_nuclei

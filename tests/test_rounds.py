@@ -37,7 +37,7 @@ def psf():
     return gaussian_psf(1.0, 2.0, shape=(13, 7, 7))
 
 
-def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, psf):
+def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, psf, monkeypatch):
     vol = stack()
     res = train(vol, config(rounds=2), psf=psf, model_dir=tmp_path / "m")
     assert [r["round"] for r in res.history] == [1, 1, 2, 2]
@@ -49,6 +49,18 @@ def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, 
     assert out.shape == (22, 40, 40) and np.isfinite(out).all()
     with pytest.raises(ValueError, match="cannot be resumed"):
         train(vol, config(rounds=2), psf=psf, model_dir=tmp_path / "m", resume=True)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    import isonet_ij.training as training
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built before the busy folder was refused")
+
+    monkeypatch.setattr(training, "_build_network", no_network)
+    with pytest.raises(FileExistsError, match="--force"):  # refused before the first round trains
+        train(vol, config(rounds=2), psf=psf, model_dir=busy)
+    assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
 
 
 def test_the_second_round_learns_from_the_restored_acquired_slices(psf):

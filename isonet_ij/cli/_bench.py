@@ -27,8 +27,8 @@ BENCHMARKS = {
                                        "full": ["--steps", "300", "--real-steps", "120"]}),
     "real": ("bench_real.py", {"quick": ["--train-steps", "150", "--steps-z", "4,8"],
                                "full": ["--train-steps", "600", "--steps-z", "4,8"]}),
-    "oracle": ("bench_oracle.py", {"quick": ["--minutes", "2", "--seeds", "0"],
-                                   "full": ["--minutes", "15", "--seeds", "0,1,2"]}),
+    "oracle": ("bench_oracle.py", {"quick": ["--minutes", "2", "--seeds", "0", "--engine", "rounds2"],
+                                   "full": ["--minutes", "15", "--seeds", "0,1,2", "--engine", "rounds2"]}),
     "chunked": ("bench_chunked.py", {"quick": ["--shape", "16", "512", "512", "--max-memory", "400M",
                                                "--no-check-ratio"],
                                      "full": ["--shape", "16", "2800", "2816", "--max-memory", "450M"]}),
@@ -42,7 +42,7 @@ COMMITTED_CELLS = ("table1", "peer", "segmentation", "real", "psf-auto", "border
 _DESCRIPTION = """\
 Run a benchmark of benchmarks/ (source checkout) and write its table to
 benchmarks/results/. Profiles: quick (one seed, about a minute per model; `all` took 59
-minutes on 2 CPU cores before `oracle` was added, which adds about 40: benchmarks/results/quick_profile.md; tables go to
+minutes on 2 CPU cores before `oracle` was added, which adds about 60: benchmarks/results/quick_profile.md; tables go to
 benchmarks/results/quick/, so the committed results stay) and full (the committed results: 15 minutes per model, all seeds). Every script caches finished cells,
 so an interrupted run resumes where it stopped (full-profile cells are kept in
 benchmarks/results/cells/, committed, so a run spread over several sessions resumes). Arguments after `--` go to the script
