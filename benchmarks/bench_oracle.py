@@ -45,12 +45,12 @@ from pathlib import Path
 import numpy as np
 
 from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, cached, case_psf_spec, command_line, gaussian,
-                    load_cell, machine_line, synth_case, trained_key, write_report)
+                    load_cell, machine_line, real_volume, synth_case, trained_key, write_report)
 
 PHANTOMS = ("nuclei", "membranes", "nuclei-membranes")
 REAL_CASES = ("A1_z4", "A1_z8", "A3_z4", "A3_z8")
-#: controls, not in the default list: A1 turned so that its original y axis is thinned (A1's own z
-#: axis is interpolated from slices about 4.85 voxels apart, see ``z_knots``; its y axis is not)
+#: controls: A1 turned so that its original y axis is thinned (A1's own z axis is interpolated from
+#: slices about 4.84 voxels apart, ``isonet_ij.grid.resampling_period``; its y axis is not)
 CONTROL_CASES = ("A1y_z4", "A1y_z8")
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options
@@ -109,18 +109,14 @@ def parse_args(argv=None):
 
 def load_case(args, name: str, seed: int) -> dict:
     """``{"acq", "factor", "psf", "psf_spec", "ref"}`` of a phantom pairing or a thinned real volume."""
-    from isonet_ij import grid, read_volume
+    from isonet_ij import grid
 
     if name in PHANTOMS:
         case, refs = synth_case(name, args.size, seed)
         return {"acq": case["input"], "factor": float(case["meta"]["factor"]), "psf": case["psf"],
                 "psf_spec": case_psf_spec(case), "psf_info": case["meta"]["psf"], "ref": refs["gt_iso"]}
     volume, step = name.split("_z")
-    turned = volume.endswith("y")  # a control: the original y axis becomes z
-    volume = volume[:-1] if turned else volume
-    full = np.asarray(read_volume(Path(args.data) / REAL[volume][0]).data, np.float32)
-    if turned:
-        full = np.ascontiguousarray(full.transpose(1, 0, 2))
+    full = real_volume(volume, args.data).astype(np.float32)
     step = int(step)
     acq = full[::step]
     from isonet_ij import estimate_axial_blur
@@ -307,16 +303,20 @@ def report(args, results: dict) -> None:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(s['gain'])} | **{fmt(s['gap'])}** | "
                      f"{fmt(s['isonet2_steps'], 0)} / {fmt(s['oracle_steps'], 0)} | "
                      f"{fmt(s['isonet2_s'], 0)} / {fmt(s['oracle_s'], 0)} |")
-    lines += reference_checks(args, [n for n in results if n not in PHANTOMS])
-    lines += noise_checks(args, sorted({n.split("_z")[0].rstrip("y") for n in results if n not in PHANTOMS}))
+    sources = sorted({n.split("_z")[0] for n in results if n not in PHANTOMS})
+    lines += reference_checks(args, sources)
+    lines += noise_checks(args, [s for s in sources if s in REAL])
     lines += changes_table(results)
     write_report(args.out, lines, {"args": {k: v for k, v in vars(args).items()}, "results": results,
                                    "summary": summaries})
 
 
-def reference_checks(args, names: list) -> list:
-    """Is the thinned axis of each real case's reference itself interpolated (``isonet_ij.grid.resampling_period``)?"""
-    if not names:
+def reference_checks(args, sources: list) -> list:
+    """Is the thinned axis (z) of each real source (A1, A1y, A3) itself interpolated
+    (``isonet_ij.grid.resampling_period``)?"""
+    from isonet_ij.grid import resampling_period
+
+    if not sources:
         return []
     lines = ["", "## Is the reference's thinned axis real?", "",
              "A reference whose z axis was itself interpolated from coarser slices (A1 is stored \"isotropic in "
@@ -326,11 +326,9 @@ def reference_checks(args, names: list) -> list:
              "(the volume turned, `load_case`). Test: `isonet_ij.grid.resampling_period` on the full reference along the "
              "thinned axis (period of the knots, modulation amplitude of the second-difference energy, p against "
              "200 shuffled profiles; resampled: p < 0.01 and amplitude >= 0.1).", "",
-             "| case | thinned axis resampled? | period (voxels) | amplitude | p |", "|---|---|---|---|---|"]
-    for name in names:
-        from isonet_ij.grid import resampling_period
-
-        check = resampling_period(load_case(args, name, 0)["ref"], 0)
+             "| source | thinned axis resampled? | period (voxels) | amplitude | p |", "|---|---|---|---|---|"]
+    for name in sources:
+        check = resampling_period(real_volume(name, args.data), 0)
         lines.append(f"| {name} | {'**yes**' if check['resampled'] else 'no'} | {check['period']:.2f} | "
                      f"{check['amplitude']:.3f} | {check['p']:.3f} |")
     return lines
@@ -350,7 +348,7 @@ def white_noise_floor(volume_norm, k_min: float) -> float:
 def noise_checks(args, sources: list) -> list:
     """Does ``pairs.estimate_noise`` (the model the self-supervised sources' noise is matched to) agree with
     the real volumes' white noise floor?"""
-    from isonet_ij import pairs, read_volume
+    from isonet_ij import pairs
 
     if not sources:
         return []
@@ -362,7 +360,7 @@ def noise_checks(args, sources: list) -> list:
              "| volume | a | b | model's mean variance | floor, abs(k) > 0.4 | floor, abs(k) > 0.6 | model / floor 0.4 |",
              "|---|---|---|---|---|---|---|"]
     for name in sources:
-        vol = np.asarray(read_volume(Path(args.data) / REAL[name][0]).data, np.float64)
+        vol = real_volume(name, args.data)
         vn = pairs.normalize(vol, *pairs.percentiles(vol)).astype(np.float64)
         a, b = pairs.estimate_noise(vn)
         model = a * float(np.clip(vn, 0, None).mean()) + b

@@ -20,7 +20,7 @@ import statistics
 import sys
 
 import numpy as np
-from common import REAL, REAL_DATA, RESULTS, command_line, machine_line, write_report
+from common import RESULTS, command_line, machine_line, real_volume, write_report
 
 SIGMAS = (2.0, 4.0)
 FACTORS = (4, 8)
@@ -86,14 +86,6 @@ def band_s0(vol, factor) -> float:
     return float(estimate_axial_blur(vol, factor=1.0, max_kz=0.4 / factor)["sigma_extra"])
 
 
-def load_source(name: str) -> np.ndarray:
-    """A real volume as float64; ``A1y``: A1 turned so that its original y axis is z."""
-    from isonet_ij.volume_io import read_volume
-
-    vol = read_volume(REAL_DATA / REAL[name.rstrip("y")][0]).data.astype(np.float64)
-    return np.ascontiguousarray(vol.transpose(1, 0, 2)) if name.endswith("y") else vol
-
-
 def run_case(name, vol, s0, sigma, factor, args) -> dict:
     """One semi-synthetic case over the noise seeds ``args.seeds``: the estimates and their errors."""
     truth = math.hypot(s0, sigma)
@@ -129,7 +121,7 @@ def main(argv=None) -> int:
 
     rows, sources = [], {}
     for name in [v for v in args.sources.split(",") if v.strip()]:
-        vol = load_source(name)
+        vol = real_volume(name)
         s0 = extra_sigma(vol, 1.0)
         knots = grid.resampling_period(vol, 0)
         sources[name] = {"shape": list(vol.shape), "s0": s0, "knots": knots,

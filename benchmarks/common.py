@@ -138,6 +138,18 @@ def case_psf_spec(case) -> str:
     return case["meta"]["psf"].get("spec", str(case["meta"]["psf"].get("kind")))
 
 
+def real_volume(name: str, data=REAL_DATA):
+    """A real volume of :data:`REAL` as float64 (Z, Y, X); ``NAMEy`` (e.g. ``A1y``): that volume turned
+    so that its original y axis is z, a control whose thinned axis was acquired (A1's own z was
+    interpolated, ``isonet_ij.grid.resampling_period``)."""
+    import numpy as np
+
+    from isonet_ij import read_volume
+
+    vol = np.asarray(read_volume(Path(data) / REAL[name.removesuffix("y")][0]).data, np.float64)
+    return np.ascontiguousarray(vol.transpose(1, 0, 2)) if name.endswith("y") else vol
+
+
 def gaussian(spec):
     """The PSF array of a ``gaussian:SXY,SZ`` spec in voxels."""
     from isonet_ij.psf import parse_psf_spec
@@ -216,4 +228,3 @@ def machine_line() -> str:
     return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.node()}; {cpu_name()}; "
             f"{os.cpu_count()} logical CPUs; {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; "
             f"Python {platform.python_version()}")
-

@@ -7,8 +7,9 @@ The network learns to restore thick sections and is asked to restore thin ones. 
 first round, the restoration has the axial blur largely removed, so its slices at the
 acquired z positions are those same slices with less out-of-focus light: thin sections with
 the acquired content and no invented slice. A second round, started from the first's
-weights, trains on them (sources made by the same blur, sampling and noise matching as the
-first round's, :func:`isonet_ij.pairs.make_pairs`).
+weights, trains on them: the training's own pairs (:func:`isonet_ij.pairs.make_pairs`) made
+from these slices instead of the acquired ones, with the acquisition's normalization and
+noise model.
 
 Measured against the supervised oracle (``benchmarks/results/oracle.md``, 2 min per run in
 all, seed 0, held-out half): on the three phantoms (strong axial blur) +0.63 / +1.04 /
@@ -24,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import grid, pairs
+from . import grid
 
-__all__ = ["FIRST_ROUND_SHARE", "restored_acquired_slices", "pairs_from_slices"]
+__all__ = ["FIRST_ROUND_SHARE", "restored_acquired_slices"]
 
 #: The share of the epochs and of the time budget the first round gets.
 FIRST_ROUND_SHARE = 0.5
@@ -44,23 +45,3 @@ def restored_acquired_slices(volume, model) -> np.ndarray:
     restored = restore(vol, model, precision="fp32")  # the targets of training: no int8 approximation
     rows = np.rint(grid.acquired_positions(vol.shape[0], model.config.factor)).astype(int)
     return np.asarray(restored[rows], np.float32)
-
-
-def pairs_from_slices(slices: np.ndarray, kernels: dict):
-    """``pairs_from(normalized volume, config) -> PairSampler`` (the hook of :func:`isonet_ij.train`)
-    whose targets are ``slices`` (Z, Y, X, the acquired volume's units), normalized like the volume.
-
-    The noise model is fitted on the acquired volume (the restored slices are smoother than the
-    data the network will see) and stored in the config, as in the first round.
-    """
-
-    def build(volume_norm, config):
-        norm = config.normalization
-        noise = pairs.estimate_noise(volume_norm) if config.noise_match else None
-        config.noise_model = [float(noise[0]), float(noise[1])] if noise is not None else None
-        return pairs.make_pairs(pairs.normalize(slices, norm["low"], norm["high"]), kernels, config.factor,
-                                patch_size=config.patch_size, validation_fraction=config.validation_fraction,
-                                n_validation=config.n_validation, noise_match=config.noise_match, noise=noise,
-                                seed=config.seed)
-
-    return build

@@ -296,24 +296,23 @@ def _train_in_two_rounds(vol, config: Config, psf, model_dir: Path | None, t_sta
     first_epochs = max(1, int(round(config.epochs * share)))
     first = _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, None, t_start,
                    None if budget is None else budget * share, pairs_from=None, **options)
-    slices = refinement.restored_acquired_slices(vol, first.model)
-    kernels = training_kernels_for(psf, config.mode)
     second = _train(vol, config.replace(epochs=max(1, config.epochs - first_epochs)), psf, model_dir, t_start,
-                    budget, pairs_from=refinement.pairs_from_slices(slices, kernels),
+                    budget, pairs_from=None, targets=refinement.restored_acquired_slices(vol, first.model),
                     init_weights=first.model.net.net.get_weights(), **options)
     second.history = [{**row, "round": 1} for row in first.history] + [{**row, "round": 2} for row in second.history]
     return second
 
 
 def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, resume, force, progress,
-           threads, pairs_from, init_weights=None) -> TrainResult:
-    """:func:`train` once ``model_dir`` (if any) is claimed; ``init_weights``: the network's start."""
+           threads, pairs_from, init_weights=None, targets=None) -> TrainResult:
+    """:func:`train` once ``model_dir`` (if any) is claimed; ``init_weights``: the network's start,
+    ``targets``: the stack the pairs are made from (:func:`_prepare_pairs`)."""
     resuming = False
     if model_dir is not None:
         resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
     config, psf = _checked_config(config, psf, model_dir if resuming else None)
     _check_same_input(config, vol, model_dir if resuming else None)
-    sampler = _prepare_pairs(vol, config, psf, resuming=resuming, pairs_from=pairs_from)
+    sampler = _prepare_pairs(vol, config, psf, resuming=resuming, pairs_from=pairs_from, targets=targets)
     net, opt = _build_network(config, threads)
     if init_weights is not None:
         net.set_weights(init_weights)
@@ -378,12 +377,15 @@ def _checked_config(config: Config, psf, resume_dir: Path | None):
     return config, psf
 
 
-def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool, pairs_from=None) -> pairs.PairSampler:
+def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool, pairs_from=None,
+                   targets=None) -> pairs.PairSampler:
     """Normalize ``vol`` and build the training pairs; fills in ``config``'s data fields.
 
     ``config.normalization`` (percentile values), ``config.noise_model`` and the kernel
     shapes and flips in ``config.psf_info`` are set here; a resumed run keeps its stored
-    normalization and noise model so that the data look as before.
+    normalization and noise model so that the data look as before. ``targets`` (``vol``'s
+    shape and units; default ``vol``): the stack whose lateral slices the pairs are made
+    from (the second round of ``rounds=2``); normalization and noise model stay ``vol``'s.
     """
     p_lo, p_hi = config.normalization["p_low"], config.normalization["p_high"]
     if resuming and config.normalization.get("low") is not None:
@@ -402,7 +404,7 @@ def _prepare_pairs(vol: np.ndarray, config: Config, psf, *, resuming: bool, pair
         noise = tuple(config.noise_model) if (resuming and config.noise_model) else pairs.estimate_noise(vol_n)
         config.noise_model = [float(noise[0]), float(noise[1])]
     sampler = pairs.make_pairs(
-        vol_n,
+        vol_n if targets is None else pairs.normalize(targets, lo, hi),
         kernels,
         config.factor,
         patch_size=config.patch_size,

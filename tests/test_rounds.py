@@ -63,22 +63,27 @@ def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, 
     assert sorted(p.name for p in busy.iterdir()) == ["notes.txt"]
 
 
-def test_the_second_round_learns_from_the_restored_acquired_slices(psf):
+def test_the_second_round_learns_from_the_restored_acquired_slices(psf, monkeypatch):
     vol = stack(1)
     first = train(vol, config(epochs=1), psf=psf)
     slices = refinement.restored_acquired_slices(vol, first.model)
     np.testing.assert_array_equal(slices, restore(vol, first.model)[::3])
-    # the hook's targets are the given slices, normalized like the volume: a constant stack of
-    # slices gives constant targets, whatever the volume holds
-    cfg = config()
-    cfg.normalization = {**cfg.normalization, "low": 100.0, "high": 1100.0}
-    from isonet_ij.training import training_kernels_for
-
-    sampler = refinement.pairs_from_slices(np.full_like(vol, 600.0), training_kernels_for(psf, "split"))(
-        pairs.normalize(vol, 100.0, 1100.0), cfg)
-    _, targets = sampler.sample(32, np.random.default_rng(0))
-    np.testing.assert_allclose(targets, 0.5, atol=1e-6)
-    assert cfg.noise_model is not None  # fitted on the acquired volume, stored as in round 1
+    # round 2's pairs are made from the slices round 1 restores, normalized like the volume (a
+    # constant stack of slices gives constant targets, whatever the volume holds), with the
+    # noise model of the acquired volume, not of the slices
+    monkeypatch.setattr(refinement, "restored_acquired_slices", lambda v, model: np.full_like(v, 600.0))
+    made = []
+    make_pairs = pairs.make_pairs
+    monkeypatch.setattr(pairs, "make_pairs", lambda volume, *a, **kw: made.append((volume, kw)) or
+                        make_pairs(volume, *a, **kw))
+    res = train(vol, config(rounds=2, epochs=2), psf=psf)
+    assert len(made) == 2
+    lo, hi = res.model.config.normalization["low"], res.model.config.normalization["high"]
+    np.testing.assert_allclose(made[0][0], pairs.normalize(vol, lo, hi))
+    np.testing.assert_allclose(made[1][0], (600.0 - lo) / (hi - lo), rtol=1e-6)
+    noise = pairs.estimate_noise(pairs.normalize(vol, lo, hi))
+    assert made[1][1]["noise"] == pytest.approx(noise) and made[0][1]["noise"] == pytest.approx(noise)
+    assert res.model.config.noise_model == pytest.approx(list(noise))
 
 
 def test_rounds_must_be_one_or_two_in_every_interface(tmp_path, capsys):
