@@ -35,6 +35,9 @@ from .volume_io import atomic_path, write_json
 __all__ = [
     "LOG_FIELDS",
     "MODEL_FILES",
+    "FIRST_ROUND_DIR",
+    "has_checkpoint",
+    "can_resume",
     "prepare_model_dir",
     "write_checkpoint",
     "restore_checkpoint",
@@ -55,6 +58,9 @@ LOG_FIELDS = ["epoch", "steps", "loss", "val_loss", "val_psnr", "val_psnr_input"
 #: with ``force`` (nothing else is touched), and an input must not be one of them.
 MODEL_FILES = (CONFIG_JSON, WEIGHTS_BEST, WEIGHTS_LAST, OPTIMIZER_LAST, TRAIN_STATE, TRAINING_LOG,
                TRAINING_CURVE, PSF_TIF)
+#: A two-round run (``Config.rounds = 2``) trains and checkpoints its first round in this
+#: subfolder of the model directory (so a kill in either round loses at most an epoch).
+FIRST_ROUND_DIR = "round1"
 
 
 def write_checkpoint(model_dir: Path, net, opt, history: list, state: dict, *, improved: bool,
@@ -148,7 +154,7 @@ def write_log(path: Path, history: list) -> None:
 
 
 def read_log(path: Path) -> list:
-    """Rows of :func:`write_log` (``epoch`` int, other fields float); [] when missing."""
+    """Rows of :func:`write_log` (``epoch`` and ``steps`` int, other fields float); [] when missing."""
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
@@ -157,6 +163,8 @@ def read_log(path: Path) -> list:
     for r in rows:
         out.append({k: (float(v) if k != "epoch" and v not in ("", None) else v) for k, v in r.items()})
         out[-1]["epoch"] = int(r["epoch"])
+        if r.get("steps") not in ("", None):  # a resumed run writes its log again: "2", not "2.0"
+            out[-1]["steps"] = int(float(r["steps"]))
     return out
 
 
@@ -187,19 +195,28 @@ def write_curve(path: Path, history: list, title: str, *, loss: str = "psnr") ->
             fig.savefig(fh, format="png")
 
 
+def has_checkpoint(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds a resume point (``train_state.json`` + ``weights_last``)."""
+    return (model_dir / TRAIN_STATE).is_file() and (model_dir / WEIGHTS_LAST).is_file()
+
+
+def can_resume(model_dir: Path) -> bool:
+    """Whether a run in ``model_dir`` can be resumed: a checkpoint of its own or of its first round."""
+    return has_checkpoint(model_dir) or has_checkpoint(model_dir / FIRST_ROUND_DIR)
+
+
 def prepare_model_dir(model_dir: Path, *, resume: bool, force: bool) -> bool:
     """Check ``model_dir`` for a new run or a resume; True when resuming.
 
     Raises ``FileNotFoundError`` when resuming without a checkpoint, ``FileExistsError``
     when the directory is a file or is not empty (without ``force``); ``force`` removes
-    only the files training writes.
+    only the files training writes (a first round's folder included).
     """
     if model_dir.exists() and not model_dir.is_dir():
         msg = f"model directory {str(model_dir)!r} is a file; choose a directory path"
         raise FileExistsError(msg)
-    has_ckpt = (model_dir / TRAIN_STATE).is_file() and (model_dir / WEIGHTS_LAST).is_file()
     if resume:
-        if not has_ckpt:
+        if not has_checkpoint(model_dir):
             msg = (
                 f"cannot resume: {str(model_dir)!r} holds no checkpoint "
                 f"({TRAIN_STATE} + {WEIGHTS_LAST}); train without --resume"
@@ -217,4 +234,9 @@ def prepare_model_dir(model_dir: Path, *, resume: bool, force: bool) -> bool:
             p = model_dir / name
             if p.is_file():
                 p.unlink()
+        first_round = model_dir / FIRST_ROUND_DIR
+        if first_round.is_dir():
+            prepare_model_dir(first_round, resume=False, force=True)
+            if not any(first_round.iterdir()):
+                first_round.rmdir()
     return False

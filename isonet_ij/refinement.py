@@ -9,7 +9,8 @@ acquired z positions are those same slices with less out-of-focus light: thin se
 the acquired content and no invented slice. A second round, started from the first's
 weights, trains on them: the training's own pairs (:func:`isonet_ij.pairs.make_pairs`) made
 from these slices instead of the acquired ones, with the acquisition's normalization and
-noise model.
+noise model. With a model folder, the first round trains and checkpoints in its ``round1/``
+(:data:`isonet_ij.checkpoints.FIRST_ROUND_DIR`), so a run killed in either round resumes there.
 
 Measured against the supervised oracle (``benchmarks/results/oracle.md``, 2 min per run in
 all, seed 0, held-out half): on the three phantoms (strong axial blur) +0.63 / +1.04 /

@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoints, pairs
-from .config import PSF_TIF, WEIGHTS_BEST, Config, read_config, save_psf, write_config
+from .config import (CONFIG_JSON, PSF_TIF, TRAINING_LOG, WEIGHTS_BEST, Config, load_psf_file, read_config, save_psf,
+                     write_config)
 from .fingerprints import array_fingerprint
 from .locks import exclusive_output
-from .model import IsoNetModel, model_from_keras
+from .model import IsoNetModel, load_model, model_from_keras
 from .train_progress import parse_duration
+from .train_steps import faster_train_step, jit_for, make_steps, psnr_loss, training_step_for
 from .volume_io import as_volume3d
 
-__all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps",
+__all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps", "lr_at",
            "training_step_for"]
 
 log = logging.getLogger(__name__)
@@ -73,120 +75,6 @@ def training_kernels_for(psf, mode: str) -> dict:
     return training_kernels(psf, mode)
 
 
-def psnr_loss(y_true, y_pred):
-    """Negative PSNR of eq. 3, averaged over the patches of a batch (dB)."""
-    import tensorflow as tf
-
-    return -tf.reduce_mean(_psnr_per_patch(y_true, y_pred))
-
-
-def _psnr_per_patch(y_true, y_pred):
-    import tensorflow as tf
-
-    mse = tf.reduce_mean(tf.square(y_true - y_pred), axis=[1, 2, 3])
-    peak = tf.maximum(tf.reduce_max(y_true, axis=[1, 2, 3]), 1e-6)
-    ln10 = math.log(10.0)
-    return 20.0 * tf.math.log(peak) / ln10 - 10.0 * tf.math.log(mse + 1e-10) / ln10
-
-
-def make_steps(net, opt, loss: str, batch: int, patch: int, *, jit_compile: bool = False):
-    """Training and validation steps as ``tf.function`` of fixed shape (traced once).
-
-    ``jit_compile`` compiles the training step with XLA. Whether that pays depends on the
-    CPU: on a 2-core AVX2 machine it made IsoNet-2's step 1.35x faster (2.49 vs 1.84 steps/s,
-    batch 16 of 64x64) and IsoNet-1's 5.5x slower (0.52 vs 2.85; its 9x9 convolution); on a
-    2-core AVX-512 machine IsoNet-2's was 0.67x (4.2 vs 6.3 steps/s). Hence :func:`jit_for`
-    (never for IsoNet-1) and :func:`training_step_for` (measured on the machine at hand).
-
-    Returns
-    -------
-    train_step : callable
-        ``(x, y)`` of shape ``(batch, patch, patch, 1)`` -> loss (one Adam update).
-    val_step : callable
-        ``(x, y)`` -> per-patch (PSNR, MSE, MAE).
-    """
-    import tensorflow as tf
-
-    spec = tf.TensorSpec([int(batch), int(patch), int(patch), 1], tf.float32)
-    loss_fn = _loss_fn(loss)
-
-    @tf.function(input_signature=[spec, spec], jit_compile=bool(jit_compile))
-    def train_step(x, y):
-        with tf.GradientTape() as tape:
-            pred = net(x, training=True)
-            value = loss_fn(y, pred)
-        grads = tape.gradient(value, net.trainable_variables)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
-        return value
-
-    @tf.function(input_signature=[spec, spec])
-    def val_step(x, y):
-        pred = net(x, training=False)
-        err = y - pred
-        return (_psnr_per_patch(y, pred), tf.reduce_mean(tf.square(err), axis=[1, 2, 3]),
-                tf.reduce_mean(tf.abs(err), axis=[1, 2, 3]))
-
-    return train_step, val_step
-
-
-def jit_for(arch: str) -> bool:
-    """Whether an XLA-compiled training step is worth trying for ``arch`` (see make_steps)."""
-    return arch == "isonet2"
-
-
-def faster_train_step(candidates: dict, x, y, *, repeats: int = 3):
-    """The faster of several training steps, timed on the machine at hand.
-
-    Parameters
-    ----------
-    candidates : dict
-        name -> ``train_step`` of :func:`make_steps` (same network and optimizer).
-    x, y : ndarray, float32, shape (batch, patch, patch, 1)
-        A batch of training pairs.
-    repeats : int
-        Timed steps per candidate, after one step that traces (and compiles) it.
-
-    Returns
-    -------
-    name, train_step
-        The candidate with the shortest median step time. Every call is an Adam update
-        of the shared network; :func:`training_step_for` undoes them.
-    """
-    seconds = {}
-    for name, step in candidates.items():
-        float(step(x, y))  # trace / compile, not timed
-        times = []
-        for _ in range(int(repeats)):
-            t = time.perf_counter()
-            float(step(x, y))
-            times.append(time.perf_counter() - t)
-        seconds[name] = float(np.median(times))
-    best = min(seconds, key=seconds.get)
-    log.info("training step: %s (%s)", best,
-             ", ".join(f"{k} {1 / v:.2f} steps/s" for k, v in seconds.items()))
-    return best, candidates[best]
-
-
-def training_step_for(arch: str, net, opt, loss: str, batch: int, patch: int, x, y):
-    """``(name, train_step, val_step)``: plain or XLA, whichever is faster here for ``arch``.
-
-    The timing steps leave no trace: the network's weights and the optimizer's state
-    (fresh or resumed) are put back as they were, so a run's updates are its own steps.
-    """
-    train_plain, val_step = make_steps(net, opt, loss, batch, patch, jit_compile=False)
-    if not jit_for(arch):
-        return "plain", train_plain, val_step
-    candidates = {"plain": train_plain,
-                  "xla": make_steps(net, opt, loss, batch, patch, jit_compile=True)[0]}
-    if not opt.built:
-        opt.build(net.trainable_variables)
-    saved = [(v, v.numpy()) for v in list(net.weights) + list(opt.variables)]
-    name, step = faster_train_step(candidates, x, y)
-    for var, value in saved:
-        var.assign(value)
-    return name, step, val_step
-
-
 def lr_at(config: Config, progress: float) -> float:
     """Learning rate at ``progress`` (0 at the start, 1 at the end of the run).
 
@@ -197,16 +85,6 @@ def lr_at(config: Config, progress: float) -> float:
         return lr
     p = min(max(float(progress), 0.0), 1.0)
     return lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * p)))
-
-
-def _loss_fn(name):
-    import tensorflow as tf
-
-    if name == "psnr":
-        return psnr_loss
-    if name == "mse":
-        return lambda a, b: tf.reduce_mean(tf.square(a - b))
-    return lambda a, b: tf.reduce_mean(tf.abs(a - b))
 
 
 # --------------------------------------------------------------------------- training
@@ -242,7 +120,8 @@ def train(
         Wall-clock limit (seconds, or ``"15m"``) for the whole call.
     resume : bool
         Continue from ``model_dir``'s last checkpoint: its stored config is used, except
-        ``config.epochs``, the total number of epochs to reach.
+        ``config.epochs``, the total number of epochs to reach. A two-round run (its folder
+        holds ``round1/``) continues the round it was in; its epochs count both rounds.
     force : bool
         Replace an existing, non-empty ``model_dir``.
     progress : bool
@@ -271,44 +150,80 @@ def train(
     vol = as_volume3d(volume, hint_2d="a 2D image has no axial planes")
     if pairs_from is not None and resume:
         raise ValueError("pairs_from cannot resume a run (its pairs are not stored with the model)")
-    if config.rounds == 2 and resume:
-        raise ValueError("a run of 2 training rounds cannot be resumed (its first round is not kept): "
-                         "train again into the model folder with --force, or into a new one")
-    run = _train_in_two_rounds if config.rounds == 2 and pairs_from is None else _train
     options = {"resume": resume, "force": force, "progress": progress, "threads": threads, "pairs_from": pairs_from}
     if model_dir is None:
+        run = _train_in_two_rounds if config.rounds == 2 and pairs_from is None else _train
         return run(vol, config, psf, None, t_start, budget, **options)
     model_dir = Path(model_dir)
     with exclusive_output(model_dir, what="model folder"):
+        run = _train_in_two_rounds if _two_rounds(config, model_dir, resume, pairs_from) else _train
         return run(vol, config, psf, model_dir, t_start, budget, **options)
 
 
+def _two_rounds(config: Config, model_dir: Path, resume: bool, pairs_from) -> bool:
+    """Whether this run trains two rounds: asked for, or a two-round run is resumed (its folder says)."""
+    if pairs_from is not None:
+        return False
+    if not resume:
+        return config.rounds == 2
+    if (model_dir / checkpoints.FIRST_ROUND_DIR).is_dir():
+        return True
+    if (model_dir / CONFIG_JSON).is_file() and read_config(model_dir).rounds == 2:
+        raise ValueError(f"cannot resume {str(model_dir)!r}: its first training round was not kept (trained "
+                         "by an older isonet-ij); train again into it with --force, or into a new folder")
+    return False
+
+
 def _train_in_two_rounds(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, pairs_from,
-                         **options) -> TrainResult:
-    """``config.rounds == 2``: a first round (in memory) on :data:`refinement.FIRST_ROUND_SHARE` of the
-    epochs and of the budget, then the second, into ``model_dir``, from the first's weights, on the
-    acquired slices as the first restores them (:mod:`isonet_ij.refinement`); its history follows the first's."""
+                         resume, **options) -> TrainResult:
+    """``config.rounds == 2``: a first round on :data:`refinement.FIRST_ROUND_SHARE` of the epochs
+    and of the budget (in ``model_dir/round1``, or in memory), then the second, into ``model_dir``,
+    from the first's weights, on the acquired slices as the first restores them
+    (:mod:`isonet_ij.refinement`); its history follows the first's.
+
+    Resuming picks up where the run stopped: the first round from its checkpoint, or, once the
+    second has checkpointed, the second (the first round's model rebuilds its targets and is
+    not trained further). ``config.epochs`` counts both rounds.
+    """
     from . import refinement
 
-    if model_dir is not None:  # refuse a busy folder before the first round, not after it
-        checkpoints.prepare_model_dir(model_dir, resume=False, force=options["force"])
-    share = refinement.FIRST_ROUND_SHARE
-    first_epochs = max(1, int(round(config.epochs * share)))
-    first = _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, None, t_start,
-                   None if budget is None else budget * share, pairs_from=None, **options)
-    second = _train(vol, config.replace(epochs=max(1, config.epochs - first_epochs)), psf, model_dir, t_start,
-                    budget, pairs_from=None, targets=refinement.restored_acquired_slices(vol, first.model),
-                    init_weights=first.model.net.net.get_weights(), **options)
-    second.history = [{**row, "round": 1} for row in first.history] + [{**row, "round": 2} for row in second.history]
+    first_dir = None if model_dir is None else model_dir / checkpoints.FIRST_ROUND_DIR
+    if resume and model_dir is not None:  # the run's own settings, written when it began, and its PSF
+        config = read_config(model_dir).replace(epochs=int(config.epochs))
+        psf = load_psf_file(first_dir) if psf is None else psf
+    config = config.replace(rounds=2).validate()
+    if resume and model_dir is not None and checkpoints.has_checkpoint(model_dir):
+        # the second round has begun: resume it; the first round's model rebuilds its targets
+        first = load_model(first_dir, backend="tensorflow")
+        first_history = checkpoints.read_log(first_dir / TRAINING_LOG)
+        second_config = config.replace(epochs=max(1, config.epochs - read_config(first_dir).epochs))
+        second = _train(vol, second_config, psf, model_dir, t_start, budget, pairs_from=None, resume=True,
+                        targets=refinement.restored_acquired_slices(vol, first), **options)
+    else:
+        if model_dir is not None and not resume:  # refuse a busy folder before the first round, not after it
+            checkpoints.prepare_model_dir(model_dir, resume=False, force=options["force"])
+            write_config(model_dir, config)  # what a resume of an interrupted first round reads
+        first_epochs = max(1, int(round(config.epochs * refinement.FIRST_ROUND_SHARE)))
+        first_resumes = resume and first_dir is not None and checkpoints.has_checkpoint(first_dir)
+        result = _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, first_dir, t_start,
+                        None if budget is None else budget * refinement.FIRST_ROUND_SHARE, pairs_from=None,
+                        resume=first_resumes, **{**options, "force": True})
+        first, first_history = result.model, result.history
+        second = _train(vol, config.replace(epochs=max(1, config.epochs - first_epochs)), psf, model_dir,
+                        t_start, budget, pairs_from=None, resume=False, prepared=True,
+                        targets=refinement.restored_acquired_slices(vol, first),
+                        init_weights=first.net.net.get_weights(), **options)
+    second.history = [{**row, "round": 1} for row in first_history] + [{**row, "round": 2} for row in second.history]
     return second
 
 
 def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, resume, force, progress,
-           threads, pairs_from, init_weights=None, targets=None) -> TrainResult:
+           threads, pairs_from, init_weights=None, targets=None, prepared=False) -> TrainResult:
     """:func:`train` once ``model_dir`` (if any) is claimed; ``init_weights``: the network's start,
-    ``targets``: the stack the pairs are made from (:func:`_prepare_pairs`)."""
+    ``targets``: the stack the pairs are made from (:func:`_prepare_pairs`); ``prepared``: a new
+    run in a folder this call has already prepared (the second round, beside the first's folder)."""
     resuming = False
-    if model_dir is not None:
+    if model_dir is not None and not prepared:
         resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
     config, psf = _checked_config(config, psf, model_dir if resuming else None)
     _check_same_input(config, vol, model_dir if resuming else None)
@@ -359,8 +274,6 @@ def _checked_config(config: Config, psf, resume_dir: Path | None):
         stored = read_config(resume_dir)
         config = stored.replace(epochs=int(config.epochs))
         if psf is None:
-            from .config import load_psf_file
-
             psf = load_psf_file(resume_dir)
     config = config.replace()  # a copy we may fill in
     config.validate()

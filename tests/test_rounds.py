@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from isonet_ij import pairs, refinement, restore  # noqa: E402
+from isonet_ij import load_model, pairs, refinement, restore  # noqa: E402
 from isonet_ij.config import Config, read_config  # noqa: E402
 from isonet_ij.training import train  # noqa: E402
 
@@ -47,8 +47,22 @@ def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, 
     assert len(log) == 3  # the model folder holds the second round's epochs
     out = restore(vol, res.model)
     assert out.shape == (22, 40, 40) and np.isfinite(out).all()
-    with pytest.raises(ValueError, match="cannot be resumed"):
-        train(vol, config(rounds=2), psf=psf, model_dir=tmp_path / "m", resume=True)
+    m = tmp_path / "m"
+    assert len((m / "round1" / "training_log.csv").read_text().splitlines()) == 3  # the first round's, kept
+    # extended: the folder says two rounds (the config passed does not); the second round trains
+    # on to the new total, the first is not touched
+    first_log = (m / "round1" / "training_log.csv").read_bytes()
+    more = train(vol, config(epochs=6), psf=psf, model_dir=m, resume=True)
+    assert [r["round"] for r in more.history] == [1, 1, 2, 2, 2, 2] and more.stop_reason == "epochs"
+    assert (m / "round1" / "training_log.csv").read_bytes() == first_log
+    # --force replaces the whole run, first round included; a folder that says two rounds but
+    # kept no first round (an older isonet-ij's) is refused with what to do
+    train(vol, config(epochs=1), psf=psf, model_dir=m, force=True)
+    assert not (m / "round1").exists()
+    stored = json.loads((m / "config.json").read_text())
+    (m / "config.json").write_text(json.dumps({**stored, "rounds": 2}))
+    with pytest.raises(ValueError, match="first training round was not kept.*--force"):
+        train(vol, config(epochs=2), psf=psf, model_dir=m, resume=True)
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
@@ -99,3 +113,67 @@ def test_rounds_must_be_one_or_two_in_every_interface(tmp_path, capsys):
                "--patch", "16", "--batch", "4", "--epochs", "2", "--steps-per-epoch", "1", "-o", str(tmp_path / "m")])
     assert rc == 0
     assert json.loads((tmp_path / "m" / "config.json").read_text())["rounds"] == 2
+
+
+def _kill_when_stalled(args, stall_in: str, epoch: int, state_file):
+    """Run ``isonet <args>`` in another process that stalls once ``stall_in`` (a folder name) has
+    checkpointed ``epoch``, and SIGKILL it there: a real kill, whatever the machine's speed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import time\n"
+        "from isonet_ij import checkpoints\n"
+        "from isonet_ij.cli import main\n"
+        "write = checkpoints.write_checkpoint\n"
+        "def stalling(model_dir, net, opt, history, state, **kw):\n"
+        "    write(model_dir, net, opt, history, state, **kw)\n"
+        f"    if model_dir.name == {stall_in!r} and state['epoch'] >= {epoch}:\n"
+        "        time.sleep(3600)\n"
+        "checkpoints.write_checkpoint = stalling\n"
+        f"main({[str(a) for a in args]!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not state_file.is_file():
+            time.sleep(0.05)
+        time.sleep(1.0)  # the log and curve of that epoch follow its state file
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_two_round_run_killed_in_either_round_resumes_where_it_stopped(tmp_path):
+    from isonet_ij import volume_io
+    from isonet_ij.cli import main
+
+    tif, m = tmp_path / "in.tif", tmp_path / "m"
+    volume_io.write_volume(tif, stack(), voxel_size=(0.3, 0.1, 0.1))
+    new_run = ["train", tif, "--psf", "gaussian:1,2", "--rounds", "2", "--arch", "isonet1", "--patch", "16",
+               "--batch", "4", "--epochs", "4", "--steps-per-epoch", "2", "-o", m]
+    resume = ["train", tif, "-o", m, "--resume", "--epochs", "4"]
+    first_state, second_state = m / "round1" / "train_state.json", m / "train_state.json"
+    _kill_when_stalled(new_run, "round1", 1, first_state)  # killed in round 1, after its epoch 1
+    assert json.loads(first_state.read_text())["epoch"] == 1 and not second_state.exists()
+    first_rows = (m / "round1" / "training_log.csv").read_text().splitlines()
+    _kill_when_stalled(resume, "m", 1, second_state)  # resumed, then killed in round 2, after its epoch 1
+    assert json.loads(first_state.read_text())["epoch"] == 2
+    round1_log = (m / "round1" / "training_log.csv").read_text().splitlines()
+    assert round1_log[:2] == first_rows  # round 1 went on from its checkpoint, not from the start
+    second_rows = (m / "training_log.csv").read_text().splitlines()
+    assert len(second_rows) == 2
+    assert main([str(a) for a in resume]) == 0  # resumed again: round 2 goes on, round 1 is not retrained
+    assert (m / "round1" / "training_log.csv").read_text().splitlines() == round1_log
+    final = (m / "training_log.csv").read_text().splitlines()
+    assert len(final) == 3 and final[:2] == second_rows
+    assert json.loads((m / "config.json").read_text())["rounds"] == 2
+    out = restore(stack(), load_model(m))
+    assert out.shape == (22, 40, 40) and np.isfinite(out).all()

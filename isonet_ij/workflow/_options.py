@@ -154,7 +154,7 @@ TRAIN = {s.name: s for s in (
        "training rounds: 1 (default) or 2, a second round on the acquired slices as the first restores "
        "them (thin optical sections; half the epochs and time budget each; for a strong axial blur: "
        "+0.5 to +1.0 dB on the phantoms, -0.3 to +0.3 dB where the axial loss is mostly subsampling); "
-       "not with --resume", (1, 2), "--rounds", metavar="N", key="rounds", label="rounds (1, or 2 for a strong axial blur)",
+       "the first round is kept in the model folder's round1/, so --resume continues either round", (1, 2), "--rounds", metavar="N", key="rounds", label="rounds (1, or 2 for a strong axial blur)",
        ij_kind="int", minimum=1,
        ij_help="2: a second training round on the acquired slices as the first restores them (half the "
        "epochs and time each); helps stacks with a strong axial blur"),

@@ -116,7 +116,7 @@ def check_model_folder(model_dir, *, resume: bool, force: bool, words: Words = C
 
     Resuming needs a checkpoint; a new run needs an empty (or no) folder unless ``force``.
     """
-    from ..checkpoints import TRAIN_STATE, WEIGHTS_LAST
+    from ..checkpoints import TRAIN_STATE, WEIGHTS_LAST, can_resume
     from ._options import TRAIN
 
     model_dir = Path(model_dir)
@@ -125,7 +125,7 @@ def check_model_folder(model_dir, *, resume: bool, force: bool, words: Words = C
         msg = f"model folder {str(model_dir)!r} is a file; choose a folder path for {where}"
         raise FileExistsError(msg)
     if resume:
-        if not ((model_dir / TRAIN_STATE).is_file() and (model_dir / WEIGHTS_LAST).is_file()):
+        if not can_resume(model_dir):  # its own checkpoint, or its first round's (two rounds)
             msg = (f"cannot resume: {str(model_dir)!r} holds no interrupted training ({TRAIN_STATE} "
                    f"+ {WEIGHTS_LAST}); untick {words.switch(TRAIN['resume'])} to start a new one")
             raise FileNotFoundError(msg)
