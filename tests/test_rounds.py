@@ -154,6 +154,7 @@ def _kill_when_stalled(args, stall_in: str, epoch: int, state_file):
 def test_a_two_round_run_killed_in_either_round_resumes_where_it_stopped(tmp_path):
     from isonet_ij import volume_io
     from isonet_ij.cli import main
+    from isonet_ij.imagej.commands import training_progress
 
     tif, m = tmp_path / "in.tif", tmp_path / "m"
     volume_io.write_volume(tif, stack(), voxel_size=(0.3, 0.1, 0.1))
@@ -163,9 +164,11 @@ def test_a_two_round_run_killed_in_either_round_resumes_where_it_stopped(tmp_pat
     first_state, second_state = m / "round1" / "train_state.json", m / "train_state.json"
     _kill_when_stalled(new_run, "round1", 1, first_state)  # killed in round 1, after its epoch 1
     assert json.loads(first_state.read_text())["epoch"] == 1 and not second_state.exists()
+    assert training_progress(m, 4) == pytest.approx(0.25)  # what ImageJ's progress bar shows
     first_rows = (m / "round1" / "training_log.csv").read_text().splitlines()
     _kill_when_stalled(resume, "m", 1, second_state)  # resumed, then killed in round 2, after its epoch 1
     assert json.loads(first_state.read_text())["epoch"] == 2
+    assert training_progress(m, 4) == pytest.approx(0.75)  # both rounds count
     round1_log = (m / "round1" / "training_log.csv").read_text().splitlines()
     assert round1_log[:2] == first_rows  # round 1 went on from its checkpoint, not from the start
     second_rows = (m / "training_log.csv").read_text().splitlines()

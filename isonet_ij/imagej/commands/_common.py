@@ -102,14 +102,22 @@ def load_model_cached(path, *, weights: str = "best"):
 
 
 def training_progress(model_dir, epochs: int) -> float | None:
-    """Fraction of ``epochs`` finished according to ``train_state.json`` (None if unknown)."""
+    """Fraction of ``epochs`` finished according to ``train_state.json`` (None if unknown).
+
+    A two-round run counts both rounds: its first round's state is in ``round1/``.
+    """
     import json
 
-    try:
-        state = json.loads((Path(str(model_dir)) / "train_state.json").read_text())
-        return min(1.0, int(state["epoch"]) / max(1, int(epochs)))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    from ...checkpoints import FIRST_ROUND_DIR
+    from ...config import TRAIN_STATE
+
+    done = None
+    for folder in (Path(str(model_dir)) / FIRST_ROUND_DIR, Path(str(model_dir))):
+        try:
+            done = (done or 0) + int(json.loads((folder / TRAIN_STATE).read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None if done is None else min(1.0, done / max(1, int(epochs)))
 
 
 class script_errors:  # noqa: N801 - used as a statement: `with script_errors(name):`
