@@ -156,3 +156,28 @@ def constant_output_net(arch: str = "isonet1"):
     last = net.layers[-1]
     last.set_weights([np.zeros_like(last.get_weights()[0]), np.full_like(last.get_weights()[1], 0.5)])
     return net
+
+
+def sigkill_when(proc, ready, *, timeout: float = 300.0, settle: float = 0.0) -> None:
+    """SIGKILL ``proc`` (a ``subprocess.Popen``) once ``ready()`` holds, ``settle`` seconds later.
+
+    A real kill, not an exception. ``ready`` is polled every 50 ms; the process must still be
+    running when it is killed (else its piped stderr is shown).
+    """
+    import os
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        time.sleep(settle)
+        ended = proc.poll() is not None
+        assert not ended, proc.stderr.read().decode()[-2000:] if proc.stderr else "the process ended"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from conftest import sigkill_when
+
 from isonet_ij import chunked, io_zarr
 from isonet_ij.artifacts import find_demo_package
 from isonet_ij.model import load_model
@@ -242,11 +244,8 @@ def test_cli_restores_an_ome_zarr_input_to_a_tiff_when_it_fits(tmp_path, demo, v
 def test_sigkill_midway_then_resume_completes_without_recomputing(tmp_path, demo, volume, reference):
     """A real kill (SIGKILL of the restoring process), not an exception: the columns marked done
     survive, a resumed run computes only the others, and the result is the in-memory one."""
-    import os
-    import signal
     import subprocess
     import sys
-    import time
 
     import zarr
 
@@ -262,23 +261,14 @@ def test_sigkill_midway_then_resume_completes_without_recomputing(tmp_path, demo
         " on_chunk=lambda idx, n_done, n_total: time.sleep(3600 if n_done >= 3 else 0))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                marks = np.asarray(zarr.open_group(str(out), mode="r")[chunked.DONE][...])
-                if marks.sum() >= 2:
-                    break
-            except Exception:  # noqa: BLE001 - the output is not created yet
-                pass
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+
+    def two_columns_done() -> bool:
+        try:
+            return np.asarray(zarr.open_group(str(out), mode="r")[chunked.DONE][...]).sum() >= 2
+        except Exception:  # noqa: BLE001 - the output is not created yet
+            return False
+
+    sigkill_when(proc, two_columns_done, timeout=240)
     marks = np.asarray(zarr.open_group(str(out), mode="r")[chunked.DONE][...])
     done = {tuple(int(v) for v in d) for d in np.argwhere(marks)}
     assert 2 <= len(done) < 9

@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+from conftest import sigkill_when  # noqa: E402
+
 from isonet_ij import load_model, pairs, refinement, restore  # noqa: E402
 from isonet_ij.config import Config, read_config  # noqa: E402
 from isonet_ij.training import train  # noqa: E402
@@ -118,11 +120,8 @@ def test_rounds_must_be_one_or_two_in_every_interface(tmp_path, capsys):
 def _kill_when_stalled(args, stall_in: str, epoch: int, state_file):
     """Run ``isonet <args>`` in another process that stalls once ``stall_in`` (a folder name) has
     checkpointed ``epoch``, and SIGKILL it there: a real kill, whatever the machine's speed."""
-    import os
-    import signal
     import subprocess
     import sys
-    import time
 
     code = (
         "import time\n"
@@ -137,18 +136,7 @@ def _kill_when_stalled(args, stall_in: str, epoch: int, state_file):
         f"main({[str(a) for a in args]!r})\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None and not state_file.is_file():
-            time.sleep(0.05)
-        time.sleep(1.0)  # the log and curve of that epoch follow its state file
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(proc, state_file.is_file, settle=1.0)  # the epoch's log and curve follow its state file
 
 
 def test_a_two_round_run_killed_in_either_round_resumes_where_it_stopped(tmp_path):
