@@ -9,8 +9,10 @@ budget (``--minutes`` of wall clock per network) are given to two arms:
   as restoration feeds the network; targets: the truth's axial planes at the same place).
 
 Cases: the three phantom pairings of Table 1 (``--size``^3, seeds ``--seeds``; truth: the
-isotropic ground truth) and the real volumes A1 and A3 with every 4th and every 8th z slice
-kept (truth: the original; seed 0).
+isotropic ground truth), the real volumes A1 and A3 with every 4th and every 8th z slice
+kept (truth: the original; seed 0), the controls A1y (A1 turned: its real y axis thinned),
+and real content with a strong axial blur (``A1y_z4_b2`` ...: blurred along z by a known
+sigma, thinned, Poisson and read noise; truth: the original).
 
 Held-out scoring: every volume is split at ``x_stop = X // 2``. No oracle pair, training or
 validation, touches a voxel with ``x >= x_stop`` (xz planes are cropped to ``x < x_stop``,
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import statistics
 import time
 from pathlib import Path
@@ -45,13 +48,19 @@ from pathlib import Path
 import numpy as np
 
 from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, cached, case_psf_spec, command_line, gaussian,
-                    load_cell, machine_line, real_volume, synth_case, trained_key, write_report)
+                    load_cell, machine_line, real_volume, semi_synthetic, synth_case, trained_key, write_report)
 
 PHANTOMS = ("nuclei", "membranes", "nuclei-membranes")
 REAL_CASES = ("A1_z4", "A1_z8", "A3_z4", "A3_z8")
 #: controls: A1 turned so that its original y axis is thinned (A1's own z axis is interpolated from
 #: slices about 4.84 voxels apart, ``isonet_ij.grid.resampling_period``; its y axis is not)
 CONTROL_CASES = ("A1y_z4", "A1y_z8")
+#: real content with a strong axial blur: the source (A1y, A3: real axes) blurred along z by a
+#: Gaussian of sigma ``_bS`` voxels, then thinned and given noise as in bench_psf_auto_real
+#: (``common.semi_synthetic``, :data:`NOISE`); the training PSF is that blur (sigma_z^2 = 1 + S^2)
+BLURRED_CASES = ("A1y_z4_b2", "A3_z4_b2", "A1y_z4_b4", "A3_z4_b4")
+NOISE = {"photons": 200.0, "background": 5.0, "read_noise": 3.0, "seed": 0}
+CASES = PHANTOMS + REAL_CASES + CONTROL_CASES + BLURRED_CASES
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options
 ENGINE_ARMS = {"rounds2": {"rounds": 2}}
@@ -60,6 +69,8 @@ VARIANTS = {"tta": {"tta": True}, "refblur": {}, "ensemble": {}}
 #: variants that change the output, not the restoration: name -> function(out, case)
 POST = {"refblur": lambda out, case: reference_blur(out, case)}
 LABELS = {"bicubic": "bicubic", "rl": "RL", "isonet2": "self-supervised", "oracle": "oracle"}
+#: the cells a case (one seed) needs to be in the table (``--cached-only`` leaves out the others)
+REQUIRED = ("bicubic", "isonet2", "oracle")
 
 log = logging.getLogger("bench_oracle")
 
@@ -69,8 +80,8 @@ def parse_args(argv=None):
     p.add_argument("--minutes", type=float, default=15.0, help="training minutes per network, both arms")
     p.add_argument("--size", type=int, default=128, help="phantom edge length")
     p.add_argument("--seeds", default="0,1,2", help="phantom seeds (real volumes: seed 0)")
-    p.add_argument("--cases", default=",".join(PHANTOMS + REAL_CASES + CONTROL_CASES), help="comma list of " +
-                   ", ".join(PHANTOMS + REAL_CASES) + "; controls: " + ", ".join(CONTROL_CASES))
+    p.add_argument("--cases", default=",".join(CASES), help="comma list of " + ", ".join(PHANTOMS + REAL_CASES) +
+                   "; controls: " + ", ".join(CONTROL_CASES) + "; blurred semi-synthetic: " + ", ".join(BLURRED_CASES))
     p.add_argument("--variants", default="", help="comma list of restoration variants (" + ", ".join(VARIANTS) +
                    ") applied to the kept models of both arms")
     p.add_argument("--longer", default="", help="comma list of budget multiples (e.g. 3) for an extra "
@@ -85,7 +96,11 @@ def parse_args(argv=None):
                    help="where trained models are kept (for --variants)")
     p.add_argument("--out", default=str(RESULTS / "oracle.md"))
     p.add_argument("--note", default="", help="a line quoted at the top of the report")
+    p.add_argument("--cached-only", action="store_true",
+                   help="render the table from the cells done so far, training nothing (a profile in progress: "
+                        "cases and seeds without their bicubic, self-supervised and oracle cells are left out, and listed)")
     args = p.parse_args(argv)
+    args.left_out = []
     args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.case_list = [c for c in args.cases.split(",") if c.strip()]
     args.variant_list = [v for v in args.variants.split(",") if v.strip()]
@@ -96,8 +111,8 @@ def parse_args(argv=None):
         if c not in ENGINE_ARMS:
             p.error(f"--engine: unknown change {c!r}; choose from {', '.join(ENGINE_ARMS)}")
     for c in args.case_list:
-        if c not in PHANTOMS + REAL_CASES + CONTROL_CASES:
-            p.error(f"--cases: unknown case {c!r}; choose from {', '.join(PHANTOMS + REAL_CASES + CONTROL_CASES)}")
+        if c not in CASES:
+            p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}")
     for v in args.variant_list:
         if v not in VARIANTS:
             p.error(f"--variants: unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
@@ -115,13 +130,17 @@ def load_case(args, name: str, seed: int) -> dict:
         case, refs = synth_case(name, args.size, seed)
         return {"acq": case["input"], "factor": float(case["meta"]["factor"]), "psf": case["psf"],
                 "psf_spec": case_psf_spec(case), "psf_info": case["meta"]["psf"], "ref": refs["gt_iso"]}
-    volume, step = name.split("_z")
+    volume, rest = name.split("_z")
+    step, _, blur = rest.partition("_b")
     full = real_volume(volume, args.data).astype(np.float32)
     step = int(step)
-    acq = full[::step]
+    acq, psf_spec = full[::step], THINNED_PSF
+    if blur:  # the added blur is the PSF's extra axial sigma: 1^2 + S^2 = sigma_z^2
+        acq = semi_synthetic(full, float(blur), step, **NOISE)
+        psf_spec = f"gaussian:1,{math.sqrt(1 + float(blur) ** 2):.4g}"
     from isonet_ij import estimate_axial_blur
 
-    return {"acq": acq, "factor": float(step), "psf": gaussian(THINNED_PSF), "psf_spec": THINNED_PSF,
+    return {"acq": acq, "factor": float(step), "psf": gaussian(psf_spec), "psf_spec": psf_spec,
             "psf_info": {}, "ref": grid.crop_to_grid(full, acq.shape[0], float(step)),
             "s0": float(estimate_axial_blur(full, factor=1.0)["sigma_extra"])}
 
@@ -211,8 +230,11 @@ def run_case(args, name: str, seed: int) -> dict:
         out = baselines.richardson_lucy(c["acq"], c["psf"], c["factor"], iterations=args.rl_iterations)
         return {**held_out_score(out, c), "iterations": args.rl_iterations}
 
-    row = {"bicubic": cached(cache, f"{cid}_bicubic", lambda: baseline("bicubic")),
-           "rl": cached(cache, f"{cid}_rl{args.rl_iterations}", lambda: baseline("rl"))}
+    def cell(key, compute):  # with --cached-only a missing cell stays missing (None)
+        return load_cell(cache, key) if args.cached_only else cached(cache, key, compute)
+
+    row = {"bicubic": cell(f"{cid}_bicubic", lambda: baseline("bicubic")),
+           "rl": cell(f"{cid}_rl{args.rl_iterations}", lambda: baseline("rl"))}
     arms = [(arm, arm, args.minutes, "") for arm in ARMS]
     if name in args.longer_case_list:
         arms += [(f"isonet2x{k:g}", "isonet2", args.minutes * k, "") for k in args.longer_list]
@@ -226,7 +248,9 @@ def run_case(args, name: str, seed: int) -> dict:
             info = train_arm(arm, c, seed, args, model_dir, minutes, engine)
             return {**held_out_score(restore(c["acq"], load_model(model_dir)), c), **info}
 
-        row[label] = cached(cache, key, trained)
+        row[label] = cell(key, trained)
+        if row[label] is None:
+            continue
         log.info("%s %s: %.2f dB (%d steps in %.0f s)", cid, label, row[label]["psnr"], row[label]["steps"],
                  row[label]["train_s"])
         for variant in args.variant_list if label in ARMS or engine else ():
@@ -236,9 +260,9 @@ def run_case(args, name: str, seed: int) -> dict:
             if load_cell(cache, vkey) is None and not (model_dir / "config.json").is_file():
                 log.warning("%s: no kept model in %s, variant %s skipped", cid, model_dir, variant)
                 continue
-            row[f"{label}+{variant}"] = cached(cache, vkey, lambda model_dir=model_dir, variant=variant: variant_score(
+            row[f"{label}+{variant}"] = cell(vkey, lambda model_dir=model_dir, variant=variant: variant_score(
                 model_dir, variant, get_case()))
-    return row
+    return {k: v for k, v in row.items() if v is not None}
 
 
 def variant_score(model_dir: Path, variant: str, case) -> dict:
@@ -287,6 +311,9 @@ def report(args, results: dict) -> None:
              "", f"Machine / date: {machine_line()}.", "", f"Command: `{command_line()}`.", ""]
     if args.note:
         lines += [f"> {args.note}", ""]
+    if args.cached_only:
+        lines += [f"> Rendered from the cells done so far (`--cached-only`); not yet run, left out: "
+                  f"{', '.join(args.left_out) or 'nothing'}.", ""]
     lines += [f"IsoNet-2 split, {args.minutes:g} min of training per network and arm (wall clock; steps "
               "recorded), same patch side for both arms. Scored on the held-out block x >= X/2 only "
               "(no oracle pair touches it): PSNR (dB, after the affine intensity fit) / SSIM against the "
@@ -400,8 +427,15 @@ def main(argv=None):
     results = {}
     for name in args.case_list:
         seeds = args.seed_list if name in PHANTOMS else [0]
-        results[name] = [run_case(args, name, seed) for seed in seeds]
-        report(args, results)
+        rows = {seed: run_case(args, name, seed) for seed in seeds}
+        complete = [r for r in rows.values() if all(m in r for m in REQUIRED)]
+        args.left_out += [f"{case_id(args, name, seed)}" for seed, r in rows.items() if r not in complete]
+        if complete:
+            results[name] = complete
+            report(args, results)
+    if not results:
+        raise SystemExit(f"--cached-only: no case has all of {', '.join(REQUIRED)} in {args.cache}; run without it")
+    report(args, results)  # once more: the cases left out after the last one reported are listed
     return 0
 
 

@@ -20,25 +20,12 @@ import statistics
 import sys
 
 import numpy as np
-from common import RESULTS, command_line, machine_line, real_volume, write_report
+from common import RESULTS, command_line, machine_line, real_volume, semi_synthetic, write_report
 
 SIGMAS = (2.0, 4.0)
 FACTORS = (4, 8)
 GOAL = 0.15
 SOURCES = ("A1", "A3", "A1y")
-
-
-def semi_synthetic(vol: np.ndarray, sigma: float, factor: int, *, photons: float, background: float,
-                   read_noise: float, seed: int) -> np.ndarray:
-    """``vol`` blurred along z by ``sigma`` voxels, every ``factor``-th slice, with noise (float32)."""
-    from scipy.ndimage import gaussian_filter1d
-
-    vol = np.asarray(vol, np.float64)
-    blurred = (gaussian_filter1d(vol, sigma, axis=0, mode="reflect") if sigma > 0 else vol)[::factor]
-    lo, hi = np.percentile(blurred, [0.1, 99.9])
-    expected = background + photons * np.clip((blurred - lo) / (hi - lo), 0, None)
-    rng = np.random.default_rng(seed)
-    return (rng.poisson(expected) + rng.normal(0, read_noise, expected.shape)).astype(np.float32)
 
 
 def isotropic_object(shape, rng) -> np.ndarray:

@@ -274,3 +274,46 @@ def test_no_benchmark_script_imports_another():
         text = script.read_text()
         assert not re.search(r"^\s*(from|import) bench_", text, re.M), script.name
         assert "sys.path" not in text or script.name == "common.py", script.name
+
+
+# --------------------------------------------------------------------------- the oracle (issue 28)
+
+bench_oracle = load_benchmark("bench_oracle")
+
+
+def _oracle_cells(tmp_path, seed, psnr):
+    """Cells of the nuclei case, ``seed``: method -> held-out PSNR (dB); SSIM, steps and time made up."""
+    from common import save_cell
+
+    cid = f"nuclei_s32_seed{seed}"
+    for method, value in psnr.items():
+        key = f"{cid}_{method}" if method in ("bicubic", "rl10") else bench_oracle.trained_key(f"{cid}_m15_{method}")
+        save_cell(tmp_path / "cells", key, {"psnr": value, "ssim": 0.9, "steps": 100, "train_s": 900.0})
+
+
+def _oracle_argv(tmp_path):
+    return ["--cached-only", "--size", "32", "--minutes", "15", "--seeds", "0,1", "--cases", "nuclei",
+            "--engine", "rounds2", "--cache", str(tmp_path / "cells"), "--models", str(tmp_path / "models"),
+            "--out", str(tmp_path / "out" / "oracle.md")]
+
+
+def test_oracle_cached_only_renders_complete_seeds_and_names_the_rest(tmp_path, monkeypatch):
+    for name in ("load_case", "train_arm", "variant_score"):
+        monkeypatch.setattr(bench_oracle, name, _refuse)
+    _oracle_cells(tmp_path, 0, {"bicubic": 25.0, "rl10": 26.0, "isonet2": 29.0, "oracle": 30.5,
+                                "isonet2_rounds2": 30.0})
+    _oracle_cells(tmp_path, 1, {"bicubic": 25.0, "isonet2": 28.0})  # its oracle not run yet
+    assert bench_oracle.main(_oracle_argv(tmp_path)) == 0
+    text = (tmp_path / "out" / "oracle.md").read_text()
+    assert "left out: nuclei_s32_seed1." in text
+    row = next(line for line in text.splitlines() if line.startswith("| nuclei |"))
+    assert "29.00 / 0.900" in row and "**1.50**" in row and "28.00" not in row  # seed 0 alone: gap 30.5 - 29
+    change = [line for line in text.splitlines() if line.startswith("| nuclei |")][-1]
+    assert change.startswith("| nuclei | 1.50 | 1.00 | 0.50 |")  # two rounds: +1.00, gap left 0.50
+
+
+def test_oracle_cached_only_with_no_complete_case_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_oracle, "load_case", _refuse)
+    _oracle_cells(tmp_path, 0, {"bicubic": 25.0, "isonet2": 28.0})
+    with pytest.raises(SystemExit, match="no case has all of bicubic, isonet2, oracle"):
+        bench_oracle.main(_oracle_argv(tmp_path))
