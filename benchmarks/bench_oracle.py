@@ -14,6 +14,11 @@ kept (truth: the original; seed 0), the controls A1y (A1 turned: its real y axis
 and real content with a strong axial blur (``A1y_z4_b2`` ...: blurred along z by a known
 sigma, thinned, Poisson and read noise; truth: the original).
 
+Your own volume: ``--volume PATH`` (an isotropic stack) with ``--cases vol_z4,vol_z4_b2`` thins it
+(and blurs it first) the same way, so the gap is measured on your content: a small gap with a
+small gain over bicubic says the volume itself allows little more; a large gap, that the engine
+leaves quality there (its cells are keyed by the file's name, path, size and time).
+
 Held-out scoring: every volume is split at ``x_stop = X // 2``. No oracle pair, training or
 validation, touches a voxel with ``x >= x_stop`` (xz planes are cropped to ``x < x_stop``,
 yz planes are taken only there; ``tests/test_oracle.py`` shows it), and every method
@@ -39,8 +44,10 @@ Every finished cell is cached (``--cache``; the full profile's cells are committ
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import math
+import re
 import statistics
 import time
 from pathlib import Path
@@ -61,6 +68,9 @@ CONTROL_CASES = ("A1y_z4", "A1y_z8")
 BLURRED_CASES = ("A1y_z4_b2", "A3_z4_b2", "A1y_z4_b4", "A3_z4_b4")
 NOISE = {"photons": 200.0, "background": 5.0, "read_noise": 3.0, "seed": 0}
 CASES = PHANTOMS + REAL_CASES + CONTROL_CASES + BLURRED_CASES
+#: the source name of ``--volume`` (a user's isotropic volume): cases ``vol_zF`` and ``vol_zF_bS``
+USER_SOURCE = "vol"
+USER_CASE = re.compile(rf"{USER_SOURCE}_z(\d+)(_b\d+(\.\d+)?)?")
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options
 ENGINE_ARMS = {"rounds2": {"rounds": 2}}
@@ -89,6 +99,9 @@ def parse_args(argv=None):
     p.add_argument("--longer-cases", default=",".join(REAL_CASES), help="cases the --longer arms run on")
     p.add_argument("--engine", default="", help="comma list of training changes (" + ", ".join(ENGINE_ARMS) +
                    ") trained as extra self-supervised arms (`isonet2+NAME`) on every case, same budget")
+    p.add_argument("--epochs", type=int, default=0,
+                   help="stop each network after this many epochs of 50 steps too (smoke tests: a run of a "
+                        "known length on any machine; its cells are keyed apart); default: the time budget alone")
     p.add_argument("--rl-iterations", type=int, default=10)
     p.add_argument("--data", default=str(REAL_DATA))
     p.add_argument("--cache", default=str(RESULTS / "cache" / "oracle"))
@@ -96,6 +109,9 @@ def parse_args(argv=None):
                    help="where trained models are kept (for --variants)")
     p.add_argument("--out", default=str(RESULTS / "oracle.md"))
     p.add_argument("--note", default="", help="a line quoted at the top of the report")
+    p.add_argument("--volume", default="", help="your own isotropic stack (TIFF, OME-Zarr ...; z spacing = xy "
+                   "spacing) as the truth of the cases vol_zF (every F-th slice kept) and vol_zF_bS (blurred along z "
+                   "by S voxels first, with noise), e.g. --cases vol_z4,vol_z4_b2")
     p.add_argument("--cached-only", action="store_true",
                    help="render the table from the cells done so far, training nothing (a profile in progress: "
                         "cases and seeds without their bicubic, self-supervised and oracle cells are left out, and listed)")
@@ -111,8 +127,13 @@ def parse_args(argv=None):
         if c not in ENGINE_ARMS:
             p.error(f"--engine: unknown change {c!r}; choose from {', '.join(ENGINE_ARMS)}")
     for c in args.case_list:
-        if c not in CASES:
-            p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}")
+        if USER_CASE.fullmatch(c) and not args.volume:
+            p.error(f"--cases: {c!r} thins the volume of --volume; pass --volume PATH (an isotropic stack)")
+        if c not in CASES and not USER_CASE.fullmatch(c):
+            p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}, or vol_z4, vol_z8_b2 ... "
+                    "with --volume")
+    if args.volume and not Path(args.volume).is_file():
+        p.error(f"--volume: no file {args.volume!r}")
     for v in args.variant_list:
         if v not in VARIANTS:
             p.error(f"--variants: unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
@@ -132,7 +153,7 @@ def load_case(args, name: str, seed: int) -> dict:
                 "psf_spec": case_psf_spec(case), "psf_info": case["meta"]["psf"], "ref": refs["gt_iso"]}
     volume, rest = name.split("_z")
     step, _, blur = rest.partition("_b")
-    full = real_volume(volume, args.data).astype(np.float32)
+    full = source_volume(args, volume).astype(np.float32)
     step = int(step)
     acq, psf_spec = full[::step], THINNED_PSF
     if blur:  # the added blur is the PSF's extra axial sigma: 1^2 + S^2 = sigma_z^2
@@ -146,7 +167,27 @@ def load_case(args, name: str, seed: int) -> dict:
 
 
 def case_id(args, name: str, seed: int) -> str:
+    if name.startswith(USER_SOURCE + "_"):  # cells of another file (or of the file changed) are other cells
+        path = Path(args.volume).resolve()
+        tag = hashlib.sha1(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode()).hexdigest()[:8]
+        return f"{path.stem}-{tag}{name[len(USER_SOURCE):]}"
     return f"{name}_s{args.size}_seed{seed}" if name in PHANTOMS else name
+
+
+def source_volume(args, name: str) -> np.ndarray:
+    """The full (isotropic) volume of a source: ``--volume`` for :data:`USER_SOURCE`, else a real volume."""
+    if name != USER_SOURCE:
+        return real_volume(name, args.data)
+    from isonet_ij import read_volume
+
+    vol = read_volume(args.volume)
+    data = np.asarray(vol.data, np.float64)
+    if data.ndim != 3:
+        raise SystemExit(f"--volume: {args.volume!r} is not a single-channel 3D stack (shape {data.shape})")
+    if vol.voxel_size and abs(vol.voxel_size[0] / vol.voxel_size[1] - 1) > 0.05:
+        log.warning("--volume: %s has z spacing %.3g and xy %.3g: the truth should be isotropic", args.volume,
+                    vol.voxel_size[0], vol.voxel_size[1])
+    return data
 
 
 def patch_for(case) -> int:
@@ -196,7 +237,7 @@ def train_arm(arm: str, case, seed: int, args, model_dir: Path, minutes: float, 
 
     P = patch_for(case)
     cfg = Config(factor=case["factor"], arch="isonet2", mode="split", psf=case["psf_spec"],
-                 psf_info=case["psf_info"], epochs=100_000, seed=seed, patch_size=P,
+                 psf_info=case["psf_info"], epochs=args.epochs or 100_000, seed=seed, patch_size=P,
                  **ENGINE_ARMS.get(engine, {}))
     t = time.monotonic()
     budget = 60.0 * minutes
@@ -206,7 +247,7 @@ def train_arm(arm: str, case, seed: int, args, model_dir: Path, minutes: float, 
     else:
         res = train(case["acq"], cfg, psf=case["psf"], model_dir=model_dir, time_budget=budget, force=True)
     return {"train_s": round(time.monotonic() - t, 1), "steps": int(sum(r["steps"] for r in res.history)),
-            "best_val_psnr": max(r["val_psnr"] for r in res.history), "patch": P}
+            "best_val_psnr": max((r["val_psnr"] for r in res.history), default=None), "patch": P}
 
 
 def run_case(args, name: str, seed: int) -> dict:
@@ -240,7 +281,8 @@ def run_case(args, name: str, seed: int) -> dict:
         arms += [(f"isonet2x{k:g}", "isonet2", args.minutes * k, "") for k in args.longer_list]
     arms += [(f"isonet2+{e}", "isonet2", args.minutes, e) for e in args.engine_list]
     for label, arm, minutes, engine in arms:
-        key = trained_key(f"{cid}_m{minutes:g}_{arm}" + (f"_{engine}" if engine else ""))
+        key = trained_key(f"{cid}_m{minutes:g}_{arm}" + (f"_{engine}" if engine else "") +
+                          (f"_ep{args.epochs}" if args.epochs else ""))
         model_dir = Path(args.models) / key
 
         def trained(arm=arm, model_dir=model_dir, minutes=minutes, engine=engine):
@@ -332,7 +374,7 @@ def report(args, results: dict) -> None:
                      f"{fmt(s['isonet2_s'], 0)} / {fmt(s['oracle_s'], 0)} |")
     sources = sorted({n.split("_z")[0] for n in results if n not in PHANTOMS})
     lines += reference_checks(args, sources)
-    lines += noise_checks(args, [s for s in sources if s in REAL])
+    lines += noise_checks(args, [s for s in sources if s in REAL or s == USER_SOURCE])
     lines += changes_table(results)
     write_report(args.out, lines, {"args": {k: v for k, v in vars(args).items()}, "results": results,
                                    "summary": summaries})
@@ -355,7 +397,7 @@ def reference_checks(args, sources: list) -> list:
              "200 shuffled profiles; resampled: p < 0.01 and amplitude >= 0.1).", "",
              "| source | thinned axis resampled? | period (voxels) | amplitude | p |", "|---|---|---|---|---|"]
     for name in sources:
-        check = resampling_period(real_volume(name, args.data), 0)
+        check = resampling_period(source_volume(args, name), 0)
         lines.append(f"| {name} | {'**yes**' if check['resampled'] else 'no'} | {check['period']:.2f} | "
                      f"{check['amplitude']:.3f} | {check['p']:.3f} |")
     return lines
@@ -387,7 +429,7 @@ def noise_checks(args, sources: list) -> list:
              "| volume | a | b | model's mean variance | floor, abs(k) > 0.4 | floor, abs(k) > 0.6 | model / floor 0.4 |",
              "|---|---|---|---|---|---|---|"]
     for name in sources:
-        vol = real_volume(name, args.data)
+        vol = source_volume(args, name)
         vn = pairs.normalize(vol, *pairs.percentiles(vol)).astype(np.float64)
         a, b = pairs.estimate_noise(vn)
         model = a * float(np.clip(vn, 0, None).mean()) + b

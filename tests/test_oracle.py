@@ -54,3 +54,26 @@ def test_oracle_training_never_sees_the_scoring_block_and_restores():
     assert all(np.isfinite(r["loss"]) and np.isfinite(r["val_psnr"]) for r in res.history)
     out = restore(acq, res.model)
     assert out.shape == ref.shape and np.isfinite(out).all()
+
+
+def test_bench_oracle_measures_the_gap_on_a_users_own_volume(tmp_path):
+    """``--volume`` makes the cases of an isotropic stack of the user's (here blurred along z, thinned by 4)."""
+    from scipy.ndimage import gaussian_filter
+
+    from conftest import load_benchmark
+    from isonet_ij import volume_io
+
+    bench = load_benchmark("bench_oracle")
+    rng = np.random.default_rng(0)
+    iso = gaussian_filter(rng.random((48, 48, 48)), 1.5)
+    volume_io.write_volume(tmp_path / "mine.tif", (1000 * iso).astype(np.float32), voxel_size=(0.5, 0.5, 0.5))
+    argv = ["--minutes", "10", "--epochs", "1", "--volume", str(tmp_path / "mine.tif"), "--cases", "vol_z4_b2",
+            "--cache", str(tmp_path / "cells"), "--models", str(tmp_path / "models"), "--out", str(tmp_path / "o.md")]
+    assert bench.main(argv) == 0
+    rows = {line.split(" | ")[0][2:]: line for line in (tmp_path / "o.md").read_text().splitlines()
+            if line.startswith("| vol")}
+    assert {"vol_z4_b2", "vol"} <= set(rows)  # the case, and the reference and noise checks of its source
+    cells = sorted(p.name for p in (tmp_path / "cells").iterdir())
+    assert cells and all(name.startswith("mine-") for name in cells)  # keyed by the file, not "vol"
+    with pytest.raises(SystemExit):  # a user case without --volume is an argparse error
+        bench.parse_args(["--cases", "vol_z4"])
