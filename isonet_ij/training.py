@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoints, pairs
-from .config import (CONFIG_JSON, PSF_TIF, TRAINING_LOG, WEIGHTS_BEST, Config, load_psf_file, read_config, save_psf,
-                     write_config)
+from .config import (CONFIG_JSON, PSF_TIF, TRAINING_LOG, WEIGHTS_BEST, WEIGHTS_LAST, Config, load_psf_file, read_config,
+                     save_psf, write_config)
 from .fingerprints import array_fingerprint
 from .locks import exclusive_output
 from .model import IsoNetModel, load_model, model_from_keras
@@ -213,6 +213,12 @@ def _train_in_two_rounds(vol, config: Config, psf, model_dir: Path | None, t_sta
                         t_start, budget, pairs_from=None, resume=False, prepared=True,
                         targets=refinement.restored_acquired_slices(vol, first),
                         init_weights=first.net.net.get_weights(), **options)
+    if not second.history:  # the budget ended before round 2's first step: the model is round 1's
+        log.warning("the time budget ended before the second training round could take a step: the model is "
+                    "the first round's (give a longer time budget for two rounds)")
+        if model_dir is not None and (first_dir / WEIGHTS_BEST).is_file():
+            for name in (WEIGHTS_BEST, WEIGHTS_LAST):
+                checkpoints.copy_atomic(first_dir / WEIGHTS_BEST, model_dir / name)
     second.history = [{**row, "round": 1} for row in first_history] + [{**row, "round": 2} for row in second.history]
     return second
 

@@ -168,3 +168,27 @@ def test_a_two_round_run_killed_in_either_round_resumes_where_it_stopped(tmp_pat
     assert json.loads((m / "config.json").read_text())["rounds"] == 2
     out = restore(stack(), load_model(m))
     assert out.shape == (22, 40, 40) and np.isfinite(out).all()
+
+
+def test_a_budget_spent_before_the_second_round_leaves_the_first_rounds_model(tmp_path, psf, monkeypatch, caplog):
+    """Round 2 gets what the budget has left after round 1 and the restoration of the volume; when that
+    is nothing, the model folder holds round 1's model (and says why), not a folder without weights."""
+    import time
+
+    vol, t0, budget = stack(), time.monotonic(), 12.0
+    restored = refinement.restored_acquired_slices
+
+    def slow_restoration(volume, model):  # a volume that takes the rest of the budget to restore
+        out = restored(volume, model)
+        time.sleep(max(0.0, t0 + budget + 0.5 - time.monotonic()))
+        return out
+
+    monkeypatch.setattr(refinement, "restored_acquired_slices", slow_restoration)
+    res = train(vol, config(rounds=2, epochs=2), psf=psf, model_dir=tmp_path / "m", time_budget=budget)
+    assert [r["round"] for r in res.history] == [1] and res.stop_reason == "time budget"
+    assert "before the second training round could take a step" in caplog.text
+    kept = load_model(tmp_path / "m")
+    x = np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32)
+    first = load_model(tmp_path / "m" / "round1")
+    np.testing.assert_allclose(kept.net.predict_batch(x), first.net.predict_batch(x), atol=1e-6)
+    np.testing.assert_allclose(res.model.net.predict_batch(x), first.net.predict_batch(x), atol=1e-6)
