@@ -306,7 +306,7 @@ def test_oracle_cached_only_renders_complete_seeds_and_names_the_rest(tmp_path, 
     assert bench_oracle.main(_oracle_argv(tmp_path)) == 0
     text = (tmp_path / "out" / "oracle.md").read_text()
     assert "left out: nuclei_s32_seed1." in text
-    row = next(line for line in text.splitlines() if line.startswith("| nuclei |"))
+    row = next(line for line in text.splitlines() if line.startswith("| nuclei (n=1) |"))  # one seed of two
     assert "29.00 / 0.900" in row and "**1.50**" in row and "28.00" not in row  # seed 0 alone: gap 30.5 - 29
     change = [line for line in text.splitlines() if line.startswith("| nuclei |")][-1]
     assert change.startswith("| nuclei | 1.50 | 1.00 | 0.50 |")  # two rounds: +1.00, gap left 0.50

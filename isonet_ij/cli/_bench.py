@@ -47,7 +47,7 @@ benchmarks/results/quick/, so the committed results stay) and full (the committe
 so an interrupted run resumes where it stopped (full-profile cells are kept in
 benchmarks/results/cells/, committed, so a run spread over several sessions resumes). Arguments after `--` go to the script
 (e.g. `isonet bench table1 -- --pairings nuclei`; `isonet bench table1 --profile full --
---cached-only`, and the same for peer, renders the table from the cells done so far without
+--cached-only`, and the same for peer and oracle, renders the table from the cells done so far without
 training, `--note TEXT` at its top; see
 `python benchmarks/SCRIPT --help`).
 
