@@ -42,7 +42,7 @@ COMMITTED_CELLS = ("table1", "peer", "segmentation", "real", "psf-auto", "border
 _DESCRIPTION = """\
 Run a benchmark of benchmarks/ (source checkout) and write its table to
 benchmarks/results/. Profiles: quick (one seed, about a minute per model; `all` took 59
-minutes on 2 CPU cores before `oracle` was added, which adds about 60: benchmarks/results/quick_profile.md; tables go to
+minutes on 2 CPU cores before `oracle` was added, which adds about 90: benchmarks/results/quick_profile.md; tables go to
 benchmarks/results/quick/, so the committed results stay) and full (the committed results: 15 minutes per model, all seeds). Every script caches finished cells,
 so an interrupted run resumes where it stopped (full-profile cells are kept in
 benchmarks/results/cells/, committed, so a run spread over several sessions resumes). Arguments after `--` go to the script
