@@ -152,7 +152,7 @@ def train(
         raise ValueError("pairs_from cannot resume a run (its pairs are not stored with the model)")
     options = {"resume": resume, "force": force, "progress": progress, "threads": threads, "pairs_from": pairs_from}
     if model_dir is None:
-        run = _train_in_two_rounds if config.rounds == 2 and pairs_from is None else _train
+        run = _train_in_two_rounds if _two_rounds(config, None, resume, pairs_from) else _train
         return run(vol, config, psf, None, t_start, budget, **options)
     model_dir = Path(model_dir)
     with exclusive_output(model_dir, what="model folder"):
@@ -160,11 +160,11 @@ def train(
         return run(vol, config, psf, model_dir, t_start, budget, **options)
 
 
-def _two_rounds(config: Config, model_dir: Path, resume: bool, pairs_from) -> bool:
+def _two_rounds(config: Config, model_dir: Path | None, resume: bool, pairs_from) -> bool:
     """Whether this run trains two rounds: asked for, or a two-round run is resumed (its folder says)."""
     if pairs_from is not None:
         return False
-    if not resume:
+    if not resume or model_dir is None:
         return config.rounds == 2
     if (model_dir / checkpoints.FIRST_ROUND_DIR).is_dir():
         return True
