@@ -236,9 +236,9 @@ def train_arm(arm: str, case, seed: int, args, model_dir: Path, minutes: float, 
     from isonet_ij.oracle import train_oracle
 
     P = patch_for(case)
+    options = {"rounds": 1, **ENGINE_ARMS.get(engine, {})}  # one round unless the arm says (its cells' key)
     cfg = Config(factor=case["factor"], arch="isonet2", mode="split", psf=case["psf_spec"],
-                 psf_info=case["psf_info"], epochs=args.epochs or 100_000, seed=seed, patch_size=P,
-                 **ENGINE_ARMS.get(engine, {}))
+                 psf_info=case["psf_info"], epochs=args.epochs or 100_000, seed=seed, patch_size=P, **options)
     t = time.monotonic()
     budget = 60.0 * minutes
     if arm == "oracle":
@@ -282,7 +282,7 @@ def run_case(args, name: str, seed: int) -> dict:
     arms += [(f"isonet2+{e}", "isonet2", args.minutes, e) for e in args.engine_list]
     for label, arm, minutes, engine in arms:
         key = trained_key(f"{cid}_m{minutes:g}_{arm}" + (f"_{engine}" if engine else "") +
-                          (f"_ep{args.epochs}" if args.epochs else ""))
+                          (f"_ep{args.epochs}" if args.epochs else ""), rounds_pinned=True)
         model_dir = Path(args.models) / key
 
         def trained(arm=arm, model_dir=model_dir, minutes=minutes, engine=engine):
@@ -357,7 +357,9 @@ def report(args, results: dict) -> None:
         lines += [f"> Rendered from the cells done so far (`--cached-only`); not yet run, left out: "
                   f"{', '.join(args.left_out) or 'nothing'}.", ""]
     lines += [f"IsoNet-2 split, {args.minutes:g} min of training per network and arm (wall clock; steps "
-              "recorded), same patch side for both arms. Scored on the held-out block x >= X/2 only "
+              "recorded), same patch side for both arms, one training round each (`--rounds 1`; the default, "
+              "`--rounds auto`, trains two where the PSF's extra axial sigma is >= 1.5 voxels: the "
+              "`isonet2+rounds2` arm below). Scored on the held-out block x >= X/2 only "
               "(no oracle pair touches it): PSNR (dB, after the affine intensity fit) / SSIM against the "
               "isotropic ground truth (phantoms) or the original (A1, A3), SSIM also after the fit. Phantoms: "
               f"mean (std) over seeds {args.seeds}; real volumes: seed 0. gap = oracle - self-supervised; goal: "

@@ -49,13 +49,20 @@ log = logging.getLogger("benchmarks")
 #: cells that train a network (never to bicubic, RL or CSBDeep cells), so that a change of
 #: training defaults retrains them instead of reusing results of another engine.
 #: (no suffix): dropout 0.2, IsoNet-2 step without XLA. "e2": dropout 0 by default,
-#: IsoNet-2's training step compiled with XLA.
-TRAIN_REV = "e2"
+#: IsoNet-2's training step compiled with XLA. "e3": ``rounds="auto"`` by default (two
+#: training rounds when the PSF's extra axial sigma is >= 1.5 voxels: the phantoms).
+TRAIN_REV = "e3"
+#: The revisions at which a run that sets ``rounds`` itself trained as at the one before
+#: (only the default of ``rounds`` changed): bench_oracle pins every arm's rounds, so its
+#: cells of "e2" are still its cells.
+SAME_WITH_ROUNDS_PINNED = {"e3": "e2"}
 
 
-def trained_key(key: str) -> str:
-    """``key`` of a cell that trains a network, tagged with :data:`TRAIN_REV`."""
-    return f"{key}_{TRAIN_REV}"
+def trained_key(key: str, *, rounds_pinned: bool = False) -> str:
+    """``key`` of a cell that trains a network, tagged with :data:`TRAIN_REV`; ``rounds_pinned``:
+    the cell's runs set ``Config.rounds`` themselves (:data:`SAME_WITH_ROUNDS_PINNED`)."""
+    rev = SAME_WITH_ROUNDS_PINNED.get(TRAIN_REV, TRAIN_REV) if rounds_pinned else TRAIN_REV
+    return f"{key}_{rev}"
 
 
 def load_cell(cache: Path, key: str):

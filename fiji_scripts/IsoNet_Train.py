@@ -14,7 +14,7 @@
 #@ Integer (label="Frame (0 = current)", value=0, min=0) frame
 #@ Boolean (label="Resume an interrupted training", value=false) resume
 #@ Boolean (label="Overwrite an existing model folder", value=false) overwrite
-#@ Integer (label="Rounds (1, or 2 for a strong axial blur)", value=1, min=1, max=2) rounds
+#@ String (label="Rounds (auto: 2 for a strong axial blur)", choices={"auto", "1", "2"}, value="auto") rounds
 #@output String summary
 
 # IsoNet Train (Fiji script command, Python mode): train IsoNet on the current stack
@@ -41,7 +41,7 @@ with script_errors("IsoNet Train"):
         batch_size=int(batch),
         time_budget=60.0 * float(time) or None,
         seed=int(seed),
-        rounds=int(rounds),
+        rounds=str(rounds),
         channel=int(channel) or None,
         frame=int(frame) or None,
         resume=bool(resume),

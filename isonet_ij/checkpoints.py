@@ -39,6 +39,9 @@ __all__ = [
     "has_checkpoint",
     "can_resume",
     "prepare_model_dir",
+    "remove_new_run",
+    "join_rounds",
+    "run_log",
     "write_checkpoint",
     "restore_checkpoint",
     "save_weights_atomic",
@@ -168,6 +171,23 @@ def read_log(path: Path) -> list:
     return out
 
 
+def join_rounds(first: list, second: list) -> list:
+    """The history of a two-round run: ``first``'s rows then ``second``'s, each with its ``round``
+    (1 or 2) and ``epoch`` counted over the whole run (the second round's logs restart at 1)."""
+    done = len(first)
+    return ([{**row, "round": 1} for row in first]
+            + [{**row, "round": 2, "epoch": done + int(row["epoch"])} for row in second])
+
+
+def run_log(model_dir) -> list:
+    """The training log of the run in ``model_dir`` (:func:`read_log` rows); a two-round run's
+    first round (``round1/``) first, joined as :func:`join_rounds` does."""
+    model_dir = Path(model_dir)
+    first = read_log(model_dir / FIRST_ROUND_DIR / TRAINING_LOG)
+    rows = read_log(model_dir / TRAINING_LOG)
+    return join_rounds(first, rows) if first else rows
+
+
 def write_curve(path: Path, history: list, title: str, *, loss: str = "psnr") -> None:
     """``training_curve.png``: validation PSNR per epoch (dB), training -loss for PSNR loss."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -234,9 +254,24 @@ def prepare_model_dir(model_dir: Path, *, resume: bool, force: bool) -> bool:
             p = model_dir / name
             if p.is_file():
                 p.unlink()
-        first_round = model_dir / FIRST_ROUND_DIR
-        if first_round.is_dir():
-            prepare_model_dir(first_round, resume=False, force=True)
-            if not any(first_round.iterdir()):
-                first_round.rmdir()
+        _remove_first_round(model_dir)
     return False
+
+
+def _remove_first_round(model_dir: Path) -> None:
+    first_round = model_dir / FIRST_ROUND_DIR
+    if first_round.is_dir():
+        prepare_model_dir(first_round, resume=False, force=True)
+        if not any(first_round.iterdir()):
+            first_round.rmdir()
+
+
+def remove_new_run(model_dir: Path, *, remove_folder: bool) -> None:
+    """Undo the start of a run that failed before its first checkpoint: the files training
+    writes (:data:`MODEL_FILES`, a first round's folder), and ``model_dir`` itself when
+    ``remove_folder`` (the run created it) and it is then empty. Other files are never touched."""
+    for name in MODEL_FILES:
+        (model_dir / name).unlink(missing_ok=True)
+    _remove_first_round(model_dir)
+    if remove_folder and model_dir.is_dir() and not any(model_dir.iterdir()):
+        model_dir.rmdir()

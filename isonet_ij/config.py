@@ -40,6 +40,7 @@ __all__ = [
     "save_psf",
     "load_psf_file",
     "versions",
+    "rounds_value",
     "WEIGHTS_BEST",
     "WEIGHTS_LAST",
 ]
@@ -61,9 +62,20 @@ MODES = ("full", "split", "none")
 LOSSES = ("psnr", "mse", "mae")
 LR_SCHEDULES = ("constant", "cosine")
 FUSIONS = ("mean", "geometric")
+#: ``Config.rounds``: "auto" picks 1 or 2 from the PSF when training begins.
+ROUNDS = ("auto", 1, 2)
 
 #: Migrations from older format versions: {old_version: function(dict) -> dict}.
 _MIGRATIONS: dict = {}
+
+
+def rounds_value(text):
+    """``Config.rounds`` from an interface's text: ``"auto"``, or ``"1"`` / ``"2"`` as int;
+    anything else is returned as given (:meth:`Config.validate` names it)."""
+    if isinstance(text, str):
+        word = text.strip().lower()
+        return int(word) if word in ("1", "2") else word
+    return text
 
 
 class ModelDirError(ValueError):
@@ -140,10 +152,12 @@ class Config:
         ``[a, b]`` of ``var = a*I + b`` (normalized units), filled by training.
     augment : bool
         Flips where they commute with the kernel (default True).
-    rounds : {1, 2}
-        Training rounds (default 1). 2: a first round on half the epochs and time budget,
-        then a second on the acquired slices as the first restores them (thin optical
-        sections, :mod:`isonet_ij.refinement`); for stacks with a strong axial blur.
+    rounds : {"auto", 1, 2}
+        Training rounds. 2: a first round on half the epochs and time budget, then a second
+        on the acquired slices as the first restores them (thin optical sections,
+        :mod:`isonet_ij.refinement`); it pays for a strong axial blur. ``"auto"`` (default):
+        2 when the PSF's extra axial blur is strong (:func:`isonet_ij.refinement.rounds_for`),
+        else 1; training stores the number it chose.
     fusion : {"mean", "geometric"}
         How restoration combines the xz and yz passes (default ``"mean"``).
     seed : int
@@ -182,7 +196,7 @@ class Config:
     noise_match: bool = True
     noise_model: list = None
     augment: bool = True
-    rounds: int = 1
+    rounds: int | str = "auto"
     fusion: str = "mean"
     seed: int = 0
     train_input: str = ""
@@ -241,8 +255,8 @@ class Config:
         num("validation_fraction", 0, 0.9, lo_open=True)
         num("n_validation", 1, integer=True)
         num("seed", 0, integer=True)
-        if self.rounds not in (1, 2) or isinstance(self.rounds, bool):
-            bad.append(f"`rounds` must be 1 or 2, got {self.rounds!r}")
+        if self.rounds not in ROUNDS or isinstance(self.rounds, bool):
+            bad.append(f"`rounds` must be auto, 1 or 2, got {self.rounds!r}")
         for name in ("noise_match", "augment"):
             if not isinstance(getattr(self, name), bool):
                 bad.append(f"`{name}` must be true or false, got {getattr(self, name)!r}")

@@ -122,6 +122,7 @@ def train(
         Continue from ``model_dir``'s last checkpoint: its stored config is used, except
         ``config.epochs``, the total number of epochs to reach. A two-round run (its folder
         holds ``round1/``) continues the round it was in; its epochs count both rounds.
+        A new run's ``config.rounds="auto"`` becomes 1 or 2 here (:func:`refinement.rounds_for`).
     force : bool
         Replace an existing, non-empty ``model_dir``.
     progress : bool
@@ -151,6 +152,7 @@ def train(
     if pairs_from is not None and resume:
         raise ValueError("pairs_from cannot resume a run (its pairs are not stored with the model)")
     options = {"resume": resume, "force": force, "progress": progress, "threads": threads, "pairs_from": pairs_from}
+    config = _with_rounds(config, psf, budget, pairs_from, quiet=resume)  # a resumed run keeps its stored rounds
     if model_dir is None:
         run = _train_in_two_rounds if _two_rounds(config, None, resume, pairs_from) else _train
         return run(vol, config, psf, None, t_start, budget, **options)
@@ -158,6 +160,20 @@ def train(
     with exclusive_output(model_dir, what="model folder"):
         run = _train_in_two_rounds if _two_rounds(config, model_dir, resume, pairs_from) else _train
         return run(vol, config, psf, model_dir, t_start, budget, **options)
+
+
+def _with_rounds(config: Config, psf, budget, pairs_from, *, quiet: bool) -> Config:
+    """``config`` with ``rounds="auto"`` resolved to 1 or 2 (:func:`refinement.rounds_for`); what the
+    model folder stores, so that a resume trains the rounds the run began with."""
+    from . import refinement
+
+    if config.rounds != "auto":
+        return config
+    rounds = 1 if pairs_from is not None else refinement.rounds_for(config.validate(), psf, budget)
+    if rounds == 2 and not quiet:
+        log.info("rounds auto: training in two rounds, as the PSF's extra axial blur (sigma %.2f voxels) is at "
+                 "least %g; rounds 1 trains one", refinement.extra_axial_sigma(psf), refinement.AUTO_EXTRA_SIGMA)
+    return config.replace(rounds=rounds)
 
 
 def _two_rounds(config: Config, model_dir: Path | None, resume: bool, pairs_from) -> bool:
@@ -198,36 +214,58 @@ def _train_in_two_rounds(vol, config: Config, psf, model_dir: Path | None, t_sta
         first_history = checkpoints.read_log(first_dir / TRAINING_LOG)
         second_config = config.replace(epochs=max(1, config.epochs - read_config(first_dir).epochs))
         second = _train(vol, second_config, psf, model_dir, t_start, budget, pairs_from=None, resume=True,
-                        targets=refinement.restored_acquired_slices(vol, first), **options)
+                        targets=refinement.restored_acquired_slices(vol, first), stage=" (round 2 of 2)", **options)
     else:
-        if model_dir is not None and not resume:  # refuse a busy folder before the first round, not after it
-            checkpoints.prepare_model_dir(model_dir, resume=False, force=options["force"])
-            write_config(model_dir, config)  # what a resume of an interrupted first round reads
-        first_epochs = max(1, int(round(config.epochs * refinement.FIRST_ROUND_SHARE)))
-        first_resumes = resume and first_dir is not None and checkpoints.has_checkpoint(first_dir)
-        result = _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, first_dir, t_start,
-                        None if budget is None else budget * refinement.FIRST_ROUND_SHARE, pairs_from=None,
-                        resume=first_resumes, **{**options, "force": True})
-        first, first_history = result.model, result.history
-        second = _train(vol, config.replace(epochs=max(1, config.epochs - first_epochs)), psf, model_dir,
-                        t_start, budget, pairs_from=None, resume=False, prepared=True,
-                        targets=refinement.restored_acquired_slices(vol, first),
-                        init_weights=first.net.net.get_weights(), **options)
+        first = _first_round(vol, config, psf, model_dir, first_dir, t_start, budget, resume=resume, **options)
+        first_history = first.history
+        second = _train(vol, config.replace(epochs=max(1, config.epochs - first.model.config.epochs)), psf,
+                        model_dir, t_start, budget, pairs_from=None, resume=False, prepared=True,
+                        targets=refinement.restored_acquired_slices(vol, first.model),
+                        init_weights=first.model.net.net.get_weights(), stage=" (round 2 of 2)", **options)
     if not second.history:  # the budget ended before round 2's first step: the model is round 1's
         log.warning("the time budget ended before the second training round could take a step: the model is "
                     "the first round's (give a longer time budget for two rounds)")
         if model_dir is not None and (first_dir / WEIGHTS_BEST).is_file():
             for name in (WEIGHTS_BEST, WEIGHTS_LAST):
                 checkpoints.copy_atomic(first_dir / WEIGHTS_BEST, model_dir / name)
-    second.history = [{**row, "round": 1} for row in first_history] + [{**row, "round": 2} for row in second.history]
+    second.history = checkpoints.join_rounds(first_history, second.history)
     return second
 
 
+def _first_round(vol, config: Config, psf, model_dir: Path | None, first_dir: Path | None, t_start, budget, *,
+                 resume, **options) -> TrainResult:
+    """The first round of :func:`_train_in_two_rounds` (``config``: the whole run's) into ``first_dir``.
+
+    A new run claims ``model_dir`` first (a busy folder is refused before an hour of training,
+    not after) and writes the run's config there, which a resume of this round reads; if the
+    round fails before its first checkpoint (the volume too small for a patch, ...), what this
+    call wrote is removed again, so a refused run leaves no folder behind.
+    """
+    from . import refinement
+
+    new_folder = model_dir is not None and not resume
+    created = new_folder and not model_dir.exists()
+    if new_folder:
+        checkpoints.prepare_model_dir(model_dir, resume=False, force=options["force"])
+        write_config(model_dir, config)
+    first_epochs = max(1, int(round(config.epochs * refinement.FIRST_ROUND_SHARE)))
+    first_resumes = resume and first_dir is not None and checkpoints.has_checkpoint(first_dir)
+    try:
+        return _train(vol, config.replace(rounds=1, epochs=first_epochs), psf, first_dir, t_start,
+                      None if budget is None else budget * refinement.FIRST_ROUND_SHARE, pairs_from=None,
+                      resume=first_resumes, stage=" (round 1 of 2)", **{**options, "force": True})
+    except BaseException:
+        if new_folder and not checkpoints.has_checkpoint(first_dir):
+            checkpoints.remove_new_run(model_dir, remove_folder=created)
+        raise
+
+
 def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *, resume, force, progress,
-           threads, pairs_from, init_weights=None, targets=None, prepared=False) -> TrainResult:
+           threads, pairs_from, init_weights=None, targets=None, prepared=False, stage="") -> TrainResult:
     """:func:`train` once ``model_dir`` (if any) is claimed; ``init_weights``: the network's start,
     ``targets``: the stack the pairs are made from (:func:`_prepare_pairs`); ``prepared``: a new
-    run in a folder this call has already prepared (the second round, beside the first's folder)."""
+    run in a folder this call has already prepared (the second round, beside the first's folder);
+    ``stage``: the progress bar's round, e.g. " (round 1 of 2)"."""
     resuming = False
     if model_dir is not None and not prepared:
         resuming = checkpoints.prepare_model_dir(model_dir, resume=resume, force=force)
@@ -237,7 +275,7 @@ def _train(vol, config: Config, psf, model_dir: Path | None, t_start, budget, *,
     net, opt = _build_network(config, threads)
     if init_weights is not None:
         net.set_weights(init_weights)
-    loop = _EpochLoop(config, sampler, net, opt, model_dir, t_start=t_start, budget=budget)
+    loop = _EpochLoop(config, sampler, net, opt, model_dir, t_start=t_start, budget=budget, stage=stage)
     if resuming:
         loop.resume_from(checkpoints.restore_checkpoint(model_dir, net, opt))
     if model_dir is not None:
@@ -359,10 +397,11 @@ class _EpochLoop:
     (validation PSNR of the bicubic input, dB) are read by :func:`train` afterwards.
     """
 
-    def __init__(self, config: Config, sampler, net, opt, model_dir, *, t_start: float, budget):
+    def __init__(self, config: Config, sampler, net, opt, model_dir, *, t_start: float, budget, stage: str = ""):
         self.config, self.sampler, self.net, self.opt = config, sampler, net, opt
         self.model_dir = model_dir
         self.t_start, self.budget = t_start, budget  # time.monotonic() s, s or None
+        self.stage = stage  # the progress bar's "(round 1 of 2)"
         self.history: list = []
         self.start_epoch = 0
         self.best_val = math.inf
@@ -412,8 +451,7 @@ class _EpochLoop:
         if progress:
             from .train_progress import TrainingBar
 
-            rounds = " (round 2 of 2)" if config.rounds == 2 else ""
-            self.bar = TrainingBar(desc=f"train {config.arch}/{config.mode}{rounds}", epochs=config.epochs,
+            self.bar = TrainingBar(desc=f"train {config.arch}/{config.mode}{self.stage}", epochs=config.epochs,
                                    steps_per_epoch=config.steps_per_epoch, start_epoch=self.start_epoch,
                                    budget=self.budget, t_start=self.t_start)
         stop_reason = "already done" if self.start_epoch >= config.epochs else "epochs"

@@ -287,7 +287,8 @@ def _oracle_cells(tmp_path, seed, psnr):
 
     cid = f"nuclei_s32_seed{seed}"
     for method, value in psnr.items():
-        key = f"{cid}_{method}" if method in ("bicubic", "rl10") else bench_oracle.trained_key(f"{cid}_m15_{method}")
+        key = f"{cid}_{method}" if method in ("bicubic", "rl10") else bench_oracle.trained_key(f"{cid}_m15_{method}",
+                                                                                       rounds_pinned=True)
         save_cell(tmp_path / "cells", key, {"psnr": value, "ssim": 0.9, "steps": 100, "train_s": 900.0})
 
 

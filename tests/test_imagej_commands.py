@@ -133,7 +133,12 @@ def test_train_macro_with_two_rounds_records_them(imagej_bridge, stack_imp, tmp_
         f'run("IsoNet Train", "model=[{tmp_path / "three"}] mode=none arch=isonet1 epochs=2 steps=1 '
         'patch=16 batch=4 rounds=3");', stack_imp,
     )
-    assert err is not None and "rounds" in err and "Traceback" not in err
+    assert err is not None and "rounds" in err and "auto" in err and "Traceback" not in err
+    _, err = run_macro(  # auto without a PSF (mode none): one round, stored as such
+        f'run("IsoNet Train", "model=[{tmp_path / "auto"}] mode=none arch=isonet1 epochs=2 steps=1 '
+        'patch=16 batch=4 rounds=auto");', stack_imp,
+    )
+    assert err is None and read_config(tmp_path / "auto").rounds == 1
 
 
 def test_train_restore_segment_in_one_macro(imagej_bridge, stack_imp, tmp_path):

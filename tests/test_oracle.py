@@ -1,6 +1,8 @@
 """The supervised oracle of ``isonet bench oracle``: its pairs come from the training block
 ``x < x_stop`` only, so the scoring block ``x >= x_stop`` never enters a batch."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -67,7 +69,7 @@ def test_bench_oracle_measures_the_gap_on_a_users_own_volume(tmp_path):
     rng = np.random.default_rng(0)
     iso = gaussian_filter(rng.random((48, 48, 48)), 1.5)
     volume_io.write_volume(tmp_path / "mine.tif", (1000 * iso).astype(np.float32), voxel_size=(0.5, 0.5, 0.5))
-    argv = ["--minutes", "10", "--epochs", "1", "--volume", str(tmp_path / "mine.tif"), "--cases", "vol_z4_b2",
+    argv = ["--minutes", "10", "--epochs", "2", "--volume", str(tmp_path / "mine.tif"), "--cases", "vol_z4_b2",
             "--cache", str(tmp_path / "cells"), "--models", str(tmp_path / "models"), "--out", str(tmp_path / "o.md")]
     assert bench.main(argv) == 0
     rows = {line.split(" | ")[0][2:]: line for line in (tmp_path / "o.md").read_text().splitlines()
@@ -75,5 +77,12 @@ def test_bench_oracle_measures_the_gap_on_a_users_own_volume(tmp_path):
     assert {"vol_z4_b2", "vol"} <= set(rows)  # the case, and the reference and noise checks of its source
     cells = sorted(p.name for p in (tmp_path / "cells").iterdir())
     assert cells and all(name.startswith("mine-") for name in cells)  # keyed by the file, not "vol"
+    # the self-supervised arm trains one round, as its cells say, although rounds=auto would train two here
+    plain = [p for p in (tmp_path / "models").iterdir() if "_isonet2_" in p.name]
+    assert len(plain) == 1 and json.loads((plain[0] / "config.json").read_text())["rounds"] == 1
+    from isonet_ij import Config, refinement
+
+    case = bench.load_case(bench.parse_args(["--volume", str(tmp_path / "mine.tif")]), "vol_z4_b2", 0)
+    assert refinement.rounds_for(Config(factor=4, psf=case["psf_spec"], epochs=2), case["psf"]) == 2
     with pytest.raises(SystemExit):  # a user case without --volume is an argparse error
         bench.parse_args(["--cases", "vol_z4"])

@@ -1,5 +1,6 @@
-"""Two training rounds (``Config.rounds = 2``, ``--rounds 2``): the second trains on the acquired slices
-as the first restores them (``isonet_ij.refinement``). Quality is measured in benchmarks/results/oracle.md."""
+"""Two training rounds (``Config.rounds = 2``, ``--rounds 2``; ``auto`` by default): the second trains on the
+acquired slices as the first restores them (``isonet_ij.refinement``). Quality is measured in
+benchmarks/results/oracle.md."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def test_two_rounds_train_half_the_epochs_each_and_the_model_restores(tmp_path, 
     vol = stack()
     res = train(vol, config(rounds=2), psf=psf, model_dir=tmp_path / "m")
     assert [r["round"] for r in res.history] == [1, 1, 2, 2]
+    assert [r["epoch"] for r in res.history] == [1, 2, 3, 4]  # counted over the run
+    from isonet_ij.checkpoints import run_log  # what napari's progress reads: the same rows from the files
+
+    assert [(r["round"], r["epoch"]) for r in run_log(tmp_path / "m")] == [(1, 1), (1, 2), (2, 3), (2, 4)]
+    assert [r["val_psnr"] for r in run_log(tmp_path / "m")] == pytest.approx([r["val_psnr"] for r in res.history])
     stored = read_config(tmp_path / "m")
     assert stored.rounds == 2 and stored.noise_model is not None and stored.normalization["low"] is not None
     log = (tmp_path / "m" / "training_log.csv").read_text().splitlines()
@@ -102,7 +108,47 @@ def test_the_second_round_learns_from_the_restored_acquired_slices(psf, monkeypa
     assert res.model.config.noise_model == pytest.approx(list(noise))
 
 
-def test_rounds_must_be_one_or_two_in_every_interface(tmp_path, capsys):
+@pytest.mark.parametrize("sxy, sz", [(1.0, 1.0), (1.0, 1.5), (1.0, 2.0), (1.0, 3.0), (2.0, 8.0), (1.5, 4.0)])
+def test_extra_axial_sigma_of_gaussian_psfs_is_the_analytic_one(sxy, sz):
+    from isonet_ij.psf import gaussian_psf
+
+    h = gaussian_psf(sxy, sz, shape=(2 * int(4 * sz) + 1, 2 * int(4 * sxy) + 1, 2 * int(4 * sxy) + 1))
+    assert refinement.extra_axial_sigma(h) == pytest.approx(np.sqrt(sz**2 - sxy**2), abs=0.05 * sz)
+
+
+def test_auto_rounds_are_two_for_a_strong_axial_blur_only(tmp_path):
+    from isonet_ij.psf import gaussian_psf
+
+    strong, weak = gaussian_psf(1.0, 3.0, shape=(25, 9, 9)), gaussian_psf(1.0, 1.5, shape=(13, 9, 9))
+    assert config().rounds == "auto"  # the default
+    assert refinement.rounds_for(config(), strong) == 2 and refinement.rounds_for(config(), weak) == 1
+    assert refinement.rounds_for(config(rounds=1), strong) == 1 and refinement.rounds_for(config(rounds=2), weak) == 2
+    assert refinement.rounds_for(config(epochs=1), strong) == 1  # one epoch cannot be split
+    assert refinement.rounds_for(config(mode="none", psf=""), None) == 1
+    # training stores the number it chose, and trains that many rounds
+    vol = stack()
+    two = train(vol, config(epochs=2), psf=strong, model_dir=tmp_path / "strong")
+    assert [r["round"] for r in two.history] == [1, 2] and read_config(tmp_path / "strong").rounds == 2
+    assert (tmp_path / "strong" / "round1" / "weights_best.weights.h5").is_file()
+    one = train(vol, config(epochs=2), psf=weak, model_dir=tmp_path / "weak")
+    assert "round" not in one.history[0] and read_config(tmp_path / "weak").rounds == 1
+    assert not (tmp_path / "weak" / "round1").exists()
+
+
+def test_a_two_round_run_refused_in_its_first_round_leaves_no_folder(tmp_path, psf):
+    big = config(rounds=2, patch_size=64)  # 40 x 40 slices: no 64 x 64 patch fits
+    with pytest.raises(ValueError, match="patch"):
+        train(stack(), big, psf=psf, model_dir=tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "mine"  # a folder that was there: kept, with what the user had in it
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="patch"):
+        train(stack(), big, psf=psf, model_dir=kept, force=True)
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
+def test_rounds_must_be_auto_one_or_two_in_every_interface(tmp_path, capsys):
     from isonet_ij import volume_io
     from isonet_ij.cli import main
 
@@ -110,10 +156,11 @@ def test_rounds_must_be_one_or_two_in_every_interface(tmp_path, capsys):
     volume_io.write_volume(tmp_path / "in.tif", stack(), voxel_size=(0.3, 0.1, 0.1))
     with pytest.raises(SystemExit) as exc:
         main(["train", str(tmp_path / "in.tif"), "--psf", "gaussian:1,2", "--rounds", "3", "-o", str(tmp_path / "m")])
-    assert exc.value.code == 2 and "--rounds" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--rounds" in err and "auto" in err
     rc = main(["train", str(tmp_path / "in.tif"), "--psf", "gaussian:1,2", "--rounds", "2", "--arch", "isonet1",
                "--patch", "16", "--batch", "4", "--epochs", "2", "--steps-per-epoch", "1", "-o", str(tmp_path / "m")])
-    assert rc == 0
+    assert rc == 0 and json.loads(capsys.readouterr().out)["rounds"] == 2  # the summary says how many
     assert json.loads((tmp_path / "m" / "config.json").read_text())["rounds"] == 2
 
 

@@ -474,7 +474,7 @@ def _train(imp, v: dict, progress: _Progress):
         factor=v["factor"] or None, epochs=v["epochs"], steps_per_epoch=v["steps"],
         patch_size=v["patch"], batch_size=v["batch"], time_budget=budget, seed=v["seed"],
         channel=v["channel"] or None, frame=v["frame"] or None, resume=v["resume"],
-        force=v["overwrite"], rounds=int(v["rounds"]),
+        force=v["overwrite"], rounds=v["rounds"],
     )
     _state.values.setdefault("IsoNet Restore", {})["model"] = summary["model_dir"]
     best = summary["best_val_psnr"]

@@ -13,7 +13,6 @@ step (a cancelled training keeps the checkpoints of its finished epochs: resume 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 __all__ = ["Cancelled", "Job", "ProcessJob", "watch", "guarded", "epoch_rows"]
 
@@ -170,15 +169,13 @@ class ProcessJob:
 
 
 def epoch_rows(model_dir, seen: int) -> list:
-    """Rows of the model folder's training log after the first ``seen`` (none while it is written)."""
-    from ..checkpoints import TRAINING_LOG, read_log
+    """Rows of the run's training log after the first ``seen`` (none while it is written); a
+    two-round run's first round (``round1/``) first, its epochs counted over the whole run."""
+    from ..checkpoints import run_log
 
-    path = Path(model_dir) / TRAINING_LOG
-    if not path.is_file():
-        return []
     try:
-        rows = read_log(path)
-    except (OSError, ValueError, KeyError):  # caught mid-write: read it at the next poll
+        rows = run_log(model_dir)
+    except (OSError, ValueError, KeyError, TypeError):  # caught mid-write: read it at the next poll
         return []
     return rows[seen:]
 

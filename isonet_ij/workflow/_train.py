@@ -43,7 +43,7 @@ def training_config(shape, factor, *, psf: str = "", psf_info=None, patch_size=N
     ``options`` are Config fields (``arch``, ``mode``, ``epochs``, ``batch_size``, ...);
     a value of None takes Config's default. ``patch_size`` follows :func:`patch_size_for`.
     """
-    from ..config import Config
+    from ..config import Config, rounds_value
 
     names = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(options) - names)
@@ -51,6 +51,8 @@ def training_config(shape, factor, *, psf: str = "", psf_info=None, patch_size=N
         msg = f"unknown training options {unknown}"
         raise TypeError(msg)
     given = {k: v for k, v in options.items() if v is not None}
+    if "rounds" in given:  # the interfaces' text ("auto", "1", "2")
+        given["rounds"] = rounds_value(given["rounds"])
     return Config(
         factor=factor, psf=psf, psf_info=dict(psf_info or {}),
         patch_size=patch_size_for(patch_size, shape, factor), train_input=train_input,
@@ -92,7 +94,8 @@ def _differs(name: str, given, stored) -> bool:
 
 
 def training_summary(result, model_dir, *, seconds=None) -> dict:
-    """What a run did: ``model_dir, stop_reason, epochs, steps, best_val_psnr, val_psnr_input``.
+    """What a run did: ``model_dir, stop_reason, epochs, rounds, steps, best_val_psnr, val_psnr_input``
+    (``rounds``: 1 or 2, what ``rounds`` auto chose; ``epochs`` counts both rounds).
 
     ``result`` is :func:`isonet_ij.training.train`'s result, or None for a pretrained model
     (then ``{"pretrained": model_dir}``). ``seconds`` is added when given.
@@ -102,6 +105,7 @@ def training_summary(result, model_dir, *, seconds=None) -> dict:
     hist = result.history
     out = {
         "model_dir": str(model_dir), "stop_reason": result.stop_reason, "epochs": len(hist),
+        "rounds": int(result.model.config.rounds),
         "steps": int(sum(r.get("steps", 0) for r in hist)),
         "best_val_psnr": max((r["val_psnr"] for r in hist), default=None),
         "val_psnr_input": hist[-1].get("val_psnr_input") if hist else None,
