@@ -34,7 +34,8 @@ import numpy as np
 
 from . import grid
 
-__all__ = ["FIRST_ROUND_SHARE", "AUTO_EXTRA_SIGMA", "extra_axial_sigma", "rounds_for", "restored_acquired_slices"]
+__all__ = ["FIRST_ROUND_SHARE", "AUTO_EXTRA_SIGMA", "AUTO_MIN_BUDGET_S", "extra_axial_sigma", "rounds_for",
+           "restored_acquired_slices"]
 
 #: The share of the epochs and of the time budget the first round gets.
 FIRST_ROUND_SHARE = 0.5

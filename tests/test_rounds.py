@@ -124,6 +124,7 @@ def test_auto_rounds_are_two_for_a_strong_axial_blur_only(tmp_path):
     assert refinement.rounds_for(config(), strong) == 2 and refinement.rounds_for(config(), weak) == 1
     assert refinement.rounds_for(config(rounds=1), strong) == 1 and refinement.rounds_for(config(rounds=2), weak) == 2
     assert refinement.rounds_for(config(epochs=1), strong) == 1  # one epoch cannot be split
+    assert refinement.rounds_for(config(), strong, 30.0) == 1 and refinement.rounds_for(config(), strong, 60.0) == 2
     assert refinement.rounds_for(config(mode="none", psf=""), None) == 1
     # training stores the number it chose, and trains that many rounds
     vol = stack()

@@ -154,13 +154,14 @@ TRAIN = {s.name: s for s in (
        "training rounds: auto (default), 1 or 2. 2: a second round on the acquired slices as the first "
        "restores them (thin optical sections; half the epochs and time budget each): +0.5 to +1.0 dB on "
        "the phantoms, +0.1 to +0.4 on real content with an added axial blur, -0.3 to +0.3 where the axial "
-       "loss is mostly subsampling; auto: 2 when the PSF's extra axial sigma is at least 1.5 voxels. "
+       "loss is mostly subsampling; auto: 2 when the PSF's extra axial sigma is at least 1.5 voxels "
+       "(and --time-budget, if given, at least 1 min). "
        "The first round is kept in the model folder's round1/, so --resume continues either round",
        ("auto", "1", "2"), "--rounds", metavar="N", key="rounds",
        label="rounds (auto: 2 for a strong axial blur)",
        ij_help="2: a second training round on the acquired slices as the first restores them (half the "
        "epochs and time each); it helps stacks with a strong axial blur; auto: 2 when the PSF's extra "
-       "axial sigma is at least 1.5 voxels, else 1"),
+       "axial sigma is at least 1.5 voxels (and the time budget, if any, at least 1 min), else 1"),
     _s("channel", int, None, "channel of a ZCYX/TZCYX input", flag="--channel", metavar="C", minimum=0),
     _s("timepoint", int, None, "timepoint of a TZCYX input", flag="--timepoint", metavar="T",
        minimum=0),
