@@ -102,7 +102,7 @@ def bench_train(arch, patch, args, peak):
     import numpy as np
 
     from isonet_ij import nets
-    from isonet_ij.training import training_step_for
+    from isonet_ij.train_steps import training_step_for
 
     net = nets.build_model(arch, seed=0)  # the engine's defaults (no dropout)
     opt = keras.optimizers.Adam(1e-3)

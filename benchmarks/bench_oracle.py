@@ -71,6 +71,8 @@ CASES = PHANTOMS + REAL_CASES + CONTROL_CASES + BLURRED_CASES
 #: the source name of ``--volume`` (a user's isotropic volume): cases ``vol_zF`` and ``vol_zF_bS``
 USER_SOURCE = "vol"
 USER_CASE = re.compile(rf"{USER_SOURCE}_z(\d+)(_b\d+(\.\d+)?)?")
+#: any thinning / blur of the stored sources, beyond the listed cases (e.g. A1y_z4_b1)
+SOURCE_CASE = re.compile(r"(A1|A1y|A3)_z(\d+)(_b\d+(\.\d+)?)?")
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options
 ENGINE_ARMS = {"rounds2": {"rounds": 2}}
@@ -129,9 +131,9 @@ def parse_args(argv=None):
     for c in args.case_list:
         if USER_CASE.fullmatch(c) and not args.volume:
             p.error(f"--cases: {c!r} thins the volume of --volume; pass --volume PATH (an isotropic stack)")
-        if c not in CASES and not USER_CASE.fullmatch(c):
-            p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}, or vol_z4, vol_z8_b2 ... "
-                    "with --volume")
+        if c not in CASES and not USER_CASE.fullmatch(c) and not SOURCE_CASE.fullmatch(c):
+            p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}, another factor or blur of "
+                    "A1, A1y, A3 (e.g. A1y_z4_b1), or vol_z4, vol_z8_b2 ... with --volume")
     if args.volume and not Path(args.volume).is_file():
         p.error(f"--volume: no file {args.volume!r}")
     for v in args.variant_list:

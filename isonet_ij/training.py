@@ -31,11 +31,10 @@ from .fingerprints import array_fingerprint
 from .locks import exclusive_output
 from .model import IsoNetModel, load_model, model_from_keras
 from .train_progress import parse_duration
-from .train_steps import faster_train_step, jit_for, make_steps, psnr_loss, training_step_for
+from .train_steps import training_step_for
 from .volume_io import as_volume3d
 
-__all__ = ["train", "training_kernels_for", "TrainResult", "psnr_loss", "parse_duration", "make_steps", "lr_at",
-           "training_step_for"]
+__all__ = ["train", "training_kernels_for", "TrainResult", "parse_duration", "lr_at"]
 
 log = logging.getLogger(__name__)
 

@@ -86,3 +86,8 @@ def test_bench_oracle_measures_the_gap_on_a_users_own_volume(tmp_path):
     assert refinement.rounds_for(Config(factor=4, psf=case["psf_spec"], epochs=2), case["psf"]) == 2
     with pytest.raises(SystemExit):  # a user case without --volume is an argparse error
         bench.parse_args(["--cases", "vol_z4"])
+    # other factors and blurs of the stored sources are cases too (the rounds threshold's probes); others are not
+    assert bench.parse_args(["--cases", "A1y_z4_b1,A3_z8_b0.5,A1_z2"]).case_list == ["A1y_z4_b1", "A3_z8_b0.5", "A1_z2"]
+    for wrong in ("A2_z4", "A1y_z4_b", "nuclei_z4"):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--cases", wrong])

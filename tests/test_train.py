@@ -132,7 +132,7 @@ def test_cosine_schedule_decays_to_one_percent_and_resume_continues_the_decay(tm
 def test_psnr_loss_is_eq3_averaged_over_patches():
     import tensorflow as tf
 
-    from isonet_ij.training import psnr_loss
+    from isonet_ij.train_steps import psnr_loss
 
     rng = np.random.default_rng(0)
     y = rng.random((3, 8, 8, 1)).astype(np.float32)
@@ -173,7 +173,7 @@ def test_parse_duration():
 def test_faster_train_step_times_the_candidates_and_keeps_the_faster():
     import time
 
-    from isonet_ij.training import faster_train_step
+    from isonet_ij.train_steps import faster_train_step
 
     calls = {"slow": 0, "fast": 0}
 
@@ -194,7 +194,7 @@ def test_training_step_for_offers_xla_only_to_isonet2_and_both_steps_train():
     import keras
 
     from isonet_ij.nets import build_model
-    from isonet_ij.training import make_steps, training_step_for
+    from isonet_ij.train_steps import make_steps, training_step_for
 
     x = np.random.default_rng(0).random((4, 16, 16, 1)).astype(np.float32)
     net = build_model("isonet1", seed=0)
@@ -214,7 +214,7 @@ def test_timing_the_training_steps_leaves_weights_and_optimizer_untouched():
     import keras
 
     from isonet_ij.nets import build_model
-    from isonet_ij.training import training_step_for
+    from isonet_ij.train_steps import training_step_for
 
     x = np.random.default_rng(0).random((4, 16, 16, 1)).astype(np.float32)
     net = build_model("isonet2", seed=0)
