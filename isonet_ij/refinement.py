@@ -42,13 +42,11 @@ FIRST_ROUND_SHARE = 0.5
 
 #: ``rounds="auto"`` trains two rounds when the PSF's extra axial sigma
 #: (:func:`extra_axial_sigma`, voxels of the isotropic grid) is at least this: between the
-#: measured cases where the second round was a wash (0) and where it paid (2.0 and more).
+#: measured cases where the second round was a wash (0 and 1.0) and where it paid (2.0 and more).
 AUTO_EXTRA_SIGMA = 1.5
 #: ... and when a time budget, if any, is at least this (seconds): each round needs time to
 #: learn; two rounds were measured at 1 min per network and more (Table 1's quick profile).
 AUTO_MIN_BUDGET_S = 60.0
-
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def extra_axial_sigma(psf) -> float:
@@ -58,10 +56,10 @@ def extra_axial_sigma(psf) -> float:
     ``sqrt(sigma_z^2 - sigma_xy^2)``; FWHMs (not second moments) so that an optical PSF's
     faint tails do not dominate. 0 for a PSF no longer along z than across.
     """
-    from .psf import psf_fwhm
+    from .psf import FWHM_PER_SIGMA, psf_fwhm
 
     fz, fy, fx = psf_fwhm(np.asarray(psf, np.float64))
-    return math.sqrt(max(fz * fz - max(fy, fx) ** 2, 0.0)) / _FWHM_PER_SIGMA
+    return math.sqrt(max(fz * fz - max(fy, fx) ** 2, 0.0)) / FWHM_PER_SIGMA
 
 
 def rounds_for(config, psf, time_budget: float | None = None) -> int:

@@ -47,7 +47,7 @@ from ._kernels import (
     split_residual,
     training_kernels,
 )
-from ._measures import fwhm_1d, psf_fwhm
+from ._measures import FWHM_PER_SIGMA, fwhm_1d, psf_fwhm
 from ._models import (
     DECAY_THRESHOLD,
     PAPER_DEFAULTS,
@@ -82,6 +82,7 @@ __all__ = [
     "split_residual",
     "training_kernels",
     "psf_fwhm",
+    "FWHM_PER_SIGMA",
     "fwhm_1d",
     "parse_psf_spec",
     "psf_for_volume",

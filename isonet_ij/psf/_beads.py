@@ -6,18 +6,14 @@ unless named ``_um``.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._arrays import robust_noise
-from ._measures import fwhm_at_peak, psf_fwhm
+from ._measures import FWHM_PER_SIGMA, fwhm_at_peak, psf_fwhm
 from ._plots import plot_bead_psf
 from ._validate import check_shape, check_volume, check_voxel_size, validate_psf
 
 __all__ = ["psf_from_beads"]
-
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def psf_from_beads(stack, *, voxel_size=(1.0, 1.0, 1.0), box=None, threshold: float | None = None,
@@ -86,7 +82,7 @@ def psf_from_beads(stack, *, voxel_size=(1.0, 1.0, 1.0), box=None, threshold: fl
     keep = _isolated_beads(strong, weak, a.shape, saturated=saturated, fw=fw, ok_fw=ok_fw,
                            fw_med=fw_med, half=half, min_separation=min_separation,
                            rejected=rejected)[:max_beads]
-    sig0 = fw_med / _FWHM_PER_SIGMA
+    sig0 = fw_med / FWHM_PER_SIGMA
     avg, positions = _register_and_average(a, bg, strong[keep], fw_med, half, sig0, rejected)
     psf = validate_psf(np.clip(avg, 0, None), name="averaged bead psf")
     report = _bead_report(psf, sig0, vs, n_detected=int(len(strong)), positions=positions,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._validate import check_voxel_size
 
-__all__ = ["fwhm_1d", "fwhm_at_peak", "psf_fwhm"]
+__all__ = ["FWHM_PER_SIGMA", "fwhm_1d", "fwhm_at_peak", "psf_fwhm"]
+
+#: FWHM of a Gaussian over its sigma, 2 sqrt(2 ln 2) (about 2.355).
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 def fwhm_1d(profile) -> float:
