@@ -70,9 +70,14 @@ NOISE = {"photons": 200.0, "background": 5.0, "read_noise": 3.0, "seed": 0}
 CASES = PHANTOMS + REAL_CASES + CONTROL_CASES + BLURRED_CASES
 #: the source name of ``--volume`` (a user's isotropic volume): cases ``vol_zF`` and ``vol_zF_bS``
 USER_SOURCE = "vol"
-USER_CASE = re.compile(rf"{USER_SOURCE}_z(\d+)(_b\d+(\.\d+)?)?")
-#: any thinning / blur of the stored sources, beyond the listed cases (e.g. A1y_z4_b1)
-SOURCE_CASE = re.compile(r"(A1|A1y|A3)_z(\d+)(_b\d+(\.\d+)?)?")
+#: the suffix of a thinned source's case name: ``_zF`` (every F-th slice kept), then ``_bS`` (blurred along z by S
+#: voxels first); ``load_case`` reads it
+THINNING = r"_z(\d+)(_b\d+(\.\d+)?)?"
+USER_CASE = re.compile(USER_SOURCE + THINNING)
+#: the stored sources with a truth (A1y: A1 turned, ``real_volume``); any thinning / blur of them is a case,
+#: beyond the listed ones (e.g. A1y_z4_b1)
+SOURCES = ("A1", "A1y", "A3")
+SOURCE_CASE = re.compile("(" + "|".join(SOURCES) + ")" + THINNING)
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options
 ENGINE_ARMS = {"rounds2": {"rounds": 2}}
@@ -133,7 +138,7 @@ def parse_args(argv=None):
             p.error(f"--cases: {c!r} thins the volume of --volume; pass --volume PATH (an isotropic stack)")
         if c not in CASES and not USER_CASE.fullmatch(c) and not SOURCE_CASE.fullmatch(c):
             p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}, another factor or blur of "
-                    "A1, A1y, A3 (e.g. A1y_z4_b1), or vol_z4, vol_z8_b2 ... with --volume")
+                    f"{', '.join(SOURCES)} (e.g. A1y_z4_b1), or vol_z4, vol_z8_b2 ... with --volume")
     if args.volume and not Path(args.volume).is_file():
         p.error(f"--volume: no file {args.volume!r}")
     for v in args.variant_list:

@@ -185,9 +185,11 @@ def objects_psf_spec(acf_widths, sigma_xy: float):
     :func:`acf_fwhm` widths ``acf_widths`` (z, y, x) of the volume. Returns ``(spec, s)``;
     sigmas in voxels.
     """
+    from isonet_ij.psf import FWHM_PER_SIGMA
+
     wz, wy, wx = acf_widths
     wl = 0.5 * (wy + wx)
-    s = float(np.sqrt(max(wz * wz - wl * wl, 0.0)) / (2.0 * np.sqrt(2.0 * np.log(2.0)) * np.sqrt(2.0)))
+    s = float(np.sqrt(max(wz * wz - wl * wl, 0.0)) / (FWHM_PER_SIGMA * np.sqrt(2.0)))
     return f"gaussian:{sigma_xy:.4g},{float(np.hypot(sigma_xy, s)):.4g}", s
 
 
