@@ -71,9 +71,10 @@ CASES = PHANTOMS + REAL_CASES + CONTROL_CASES + BLURRED_CASES
 #: the source name of ``--volume`` (a user's isotropic volume): cases ``vol_zF`` and ``vol_zF_bS``
 USER_SOURCE = "vol"
 #: the suffix of a thinned source's case name: ``_zF`` (every F-th slice kept), then ``_bS`` (blurred along z by S
-#: voxels first); ``load_case`` reads it
-THINNING = r"_z(\d+)(_b\d+(\.\d+)?)?"
+#: voxels first); ``split_case`` reads it
+THINNING = r"_z(?P<factor>\d+)(?:_b(?P<blur>\d+(?:\.\d+)?))?"
 USER_CASE = re.compile(USER_SOURCE + THINNING)
+THINNED_CASE = re.compile(r"(?P<source>.+?)" + THINNING)
 #: the stored sources with a truth (A1y: A1 turned, ``real_volume``); any thinning / blur of them is a case,
 #: beyond the listed ones (e.g. A1y_z4_b1)
 SOURCES = ("A1", "A1y", "A3")
@@ -158,19 +159,27 @@ def load_case(args, name: str, seed: int) -> dict:
         case, refs = synth_case(name, args.size, seed)
         return {"acq": case["input"], "factor": float(case["meta"]["factor"]), "psf": case["psf"],
                 "psf_spec": case_psf_spec(case), "psf_info": case["meta"]["psf"], "ref": refs["gt_iso"]}
-    volume, rest = name.split("_z")
-    step, _, blur = rest.partition("_b")
+    volume, step, blur = split_case(name)
     full = source_volume(args, volume).astype(np.float32)
-    step = int(step)
     acq, psf_spec = full[::step], THINNED_PSF
-    if blur:  # the added blur is the PSF's extra axial sigma: 1^2 + S^2 = sigma_z^2
-        acq = semi_synthetic(full, float(blur), step, **NOISE)
-        psf_spec = f"gaussian:1,{math.sqrt(1 + float(blur) ** 2):.4g}"
+    if blur is not None:  # the added blur is the PSF's extra axial sigma: 1^2 + S^2 = sigma_z^2
+        acq = semi_synthetic(full, blur, step, **NOISE)
+        psf_spec = f"gaussian:1,{math.sqrt(1 + blur ** 2):.4g}"
     from isonet_ij import estimate_axial_blur
 
     return {"acq": acq, "factor": float(step), "psf": gaussian(psf_spec), "psf_spec": psf_spec,
             "psf_info": {}, "ref": grid.crop_to_grid(full, acq.shape[0], float(step)),
             "s0": float(estimate_axial_blur(full, factor=1.0)["sigma_extra"])}
+
+
+def split_case(name: str) -> tuple:
+    """``(source, factor, blur)`` of a thinned case name (``A1y_z4_b2`` -> ``("A1y", 4, 2.0)``; blur ``None``
+    when the name has no ``_bS``)."""
+    m = THINNED_CASE.fullmatch(name)
+    if m is None:
+        raise ValueError(f"{name!r} is not a thinned case name (SOURCE_zF or SOURCE_zF_bS)")
+    blur = m.group("blur")
+    return m.group("source"), int(m.group("factor")), None if blur is None else float(blur)
 
 
 def case_id(args, name: str, seed: int) -> str:
@@ -382,7 +391,7 @@ def report(args, results: dict) -> None:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(s['gain'])} | **{fmt(s['gap'])}** | "
                      f"{fmt(s['isonet2_steps'], 0)} / {fmt(s['oracle_steps'], 0)} | "
                      f"{fmt(s['isonet2_s'], 0)} / {fmt(s['oracle_s'], 0)} |")
-    sources = sorted({n.split("_z")[0] for n in results if n not in PHANTOMS})
+    sources = sorted({split_case(n)[0] for n in results if n not in PHANTOMS})
     lines += reference_checks(args, sources)
     lines += noise_checks(args, [s for s in sources if s in REAL or s == USER_SOURCE])
     lines += changes_table(results)
