@@ -74,6 +74,7 @@ USER_SOURCE = "vol"
 #: voxels first); ``split_case`` reads it
 THINNING = r"_z(?P<factor>\d+)(?:_b(?P<blur>\d+(?:\.\d+)?))?"
 USER_CASE = re.compile(USER_SOURCE + THINNING)
+#: any source followed by THINNING: ``split_case`` reads its groups
 THINNED_CASE = re.compile(r"(?P<source>.+?)" + THINNING)
 #: the stored sources with a truth (A1y: A1 turned, ``real_volume``); any thinning / blur of them is a case,
 #: beyond the listed ones (e.g. A1y_z4_b1)

@@ -88,6 +88,9 @@ def test_bench_oracle_measures_the_gap_on_a_users_own_volume(tmp_path):
         bench.parse_args(["--cases", "vol_z4"])
     # other factors and blurs of the stored sources are cases too (the rounds threshold's probes); others are not
     assert bench.parse_args(["--cases", "A1y_z4_b1,A3_z8_b0.5,A1_z2"]).case_list == ["A1y_z4_b1", "A3_z8_b0.5", "A1_z2"]
+    # ... and load_case reads their source, factor and blur from the name
+    assert [bench.split_case(c) for c in ("A1y_z4_b1", "A3_z8_b0.5", "A1_z2", "vol_z4_b2")] == [
+        ("A1y", 4, 1.0), ("A3", 8, 0.5), ("A1", 2, None), ("vol", 4, 2.0)]
     for wrong in ("A2_z4", "A1y_z4_b", "nuclei_z4"):
         with pytest.raises(SystemExit):
             bench.parse_args(["--cases", wrong])
