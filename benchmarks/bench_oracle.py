@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, cached, case_psf_spec, command_line, gaussian,
+from common import (REAL, REAL_DATA, RESULTS, THINNED_PSF, TRUTH_SOURCES, cached, case_psf_spec, command_line, gaussian,
                     load_cell, machine_line, real_volume, semi_synthetic, synth_case, trained_key, write_report)
 
 PHANTOMS = ("nuclei", "membranes", "nuclei-membranes")
@@ -76,9 +76,8 @@ THINNING = r"_z(?P<factor>\d+)(?:_b(?P<blur>\d+(?:\.\d+)?))?"
 USER_CASE = re.compile(USER_SOURCE + THINNING)
 #: any source followed by THINNING: ``split_case`` reads its groups
 THINNED_CASE = re.compile(r"(?P<source>.+?)" + THINNING)
-#: the stored sources with a truth (A1y: A1 turned, ``real_volume``); any thinning / blur of them is a case,
-#: beyond the listed ones (e.g. A1y_z4_b1)
-SOURCES = ("A1", "A1y", "A3")
+#: any thinning / blur of the stored sources with a truth is a case, beyond the listed ones (e.g. A1y_z4_b1)
+SOURCES = TRUTH_SOURCES
 SOURCE_CASE = re.compile("(" + "|".join(SOURCES) + ")" + THINNING)
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options

@@ -20,12 +20,12 @@ import statistics
 import sys
 
 import numpy as np
-from common import RESULTS, command_line, machine_line, real_volume, semi_synthetic, write_report
+from common import RESULTS, TRUTH_SOURCES, command_line, machine_line, real_volume, semi_synthetic, write_report
 
 SIGMAS = (2.0, 4.0)
 FACTORS = (4, 8)
 GOAL = 0.15
-SOURCES = ("A1", "A3", "A1y")
+SOURCES = TRUTH_SOURCES
 
 
 def isotropic_object(shape, rng) -> np.ndarray:

@@ -39,6 +39,9 @@ REAL = {
     "A3": ("A3_cells3d_nuclei_confocal_0.29z_0.26xy_crop208.tif", 4),
     "B1": ("B1_cellseg3d_mesospim_brain_nuclei_c5image.tif", 1),
 }
+#: the real sources with an isotropic truth (``real_volume``; A1y: A1 turned), thinned and blurred into the
+#: semi-synthetic cases of bench_psf_auto_real and bench_oracle
+TRUTH_SOURCES = ("A1", "A3", "A1y")
 #: PSF (voxels) of IsoNet-2 and RL on the thinned real volumes A1 / A3 (bench_real, bench_border)
 THINNED_PSF = "gaussian:1,1"
 
