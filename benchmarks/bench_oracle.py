@@ -370,8 +370,9 @@ def report(args, results: dict) -> None:
     if args.note:
         lines += [f"> {args.note}", ""]
     if args.cached_only:
-        lines += [f"> Rendered from the cells done so far (`--cached-only`); not yet run, left out: "
-                  f"{', '.join(args.left_out) or 'nothing'}.", ""]
+        done = (f"not yet run, left out: {', '.join(args.left_out)}" if args.left_out
+                else "every case and seed asked for has its cells")
+        lines += [f"> Rendered from the cells done so far (`--cached-only`); {done}.", ""]
     lines += [f"IsoNet-2 split, {args.minutes:g} min of training per network and arm (wall clock; steps "
               "recorded), same patch side for both arms, one training round each (`--rounds 1`; the default, "
               "`--rounds auto`, trains two where the PSF's extra axial sigma is >= 1.5 voxels: the "

@@ -267,6 +267,23 @@ def test_bench_outside_a_source_checkout_says_what_to_do(tmp_path, monkeypatch, 
     assert "bash scripts/install.sh" in err and ".venv/bin/isonet bench NAME" in err
 
 
+def test_oracle_profiles_write_beside_not_over_the_committed_quick_table():
+    from isonet_ij.cli._bench import command_lines
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    outs = {}
+    for profile in ("quick", "full"):
+        (line,) = command_lines("oracle", profile)
+        out = Path(line[line.index("--out") + 1])
+        outs[profile] = (out if out.is_absolute() else results.parents[1] / out).resolve()
+    # oracle.md (the script's default) is the committed quick profile of every case; the full
+    # profile is oracle_full.md with its test-time-augmentation columns, as committed
+    assert outs["full"] == results / "oracle_full.md"
+    assert outs["quick"].parent == results / "quick"
+    (full,) = command_lines("oracle", "full")
+    assert full[full.index("--variants") + 1] == "tta"
+
+
 def test_no_benchmark_script_imports_another():
     import re
 
@@ -311,6 +328,11 @@ def test_oracle_cached_only_renders_complete_seeds_and_names_the_rest(tmp_path, 
     assert "29.00 / 0.900" in row and "**1.50**" in row and "28.00" not in row  # seed 0 alone: gap 30.5 - 29
     change = [line for line in text.splitlines() if line.startswith("| nuclei |")][-1]
     assert change.startswith("| nuclei | 1.50 | 1.00 | 0.50 |")  # two rounds: +1.00, gap left 0.50
+    _oracle_cells(tmp_path, 1, {"oracle": 29.5, "isonet2_rounds2": 29.0})  # seed 1 complete: nothing left out
+    assert bench_oracle.main(_oracle_argv(tmp_path)) == 0
+    text = (tmp_path / "out" / "oracle.md").read_text()
+    assert "every case and seed asked for has its cells." in text and "left out" not in text
+    assert "| nuclei |" in text and "(n=1)" not in text
 
 
 def test_oracle_cached_only_with_no_complete_case_says_so(tmp_path, monkeypatch):
