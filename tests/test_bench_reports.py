@@ -271,17 +271,16 @@ def test_oracle_profiles_write_beside_not_over_the_committed_quick_table():
     from isonet_ij.cli._bench import command_lines
 
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    lines = {profile: command_lines("oracle", profile)[0] for profile in ("quick", "full")}
     outs = {}
-    for profile in ("quick", "full"):
-        (line,) = command_lines("oracle", profile)
+    for profile, line in lines.items():
         out = Path(line[line.index("--out") + 1])
-        outs[profile] = (out if out.is_absolute() else results.parents[1] / out).resolve()
+        outs[profile] = (out if out.is_absolute() else results.parents[1] / out).resolve()  # run from the repo
     # oracle.md (the script's default) is the committed quick profile of every case; the full
     # profile is oracle_full.md with its test-time-augmentation columns, as committed
     assert outs["full"] == results / "oracle_full.md"
     assert outs["quick"].parent == results / "quick"
-    (full,) = command_lines("oracle", "full")
-    assert full[full.index("--variants") + 1] == "tta"
+    assert lines["full"][lines["full"].index("--variants") + 1] == "tta"
 
 
 def test_no_benchmark_script_imports_another():
@@ -332,7 +331,7 @@ def test_oracle_cached_only_renders_complete_seeds_and_names_the_rest(tmp_path, 
     assert bench_oracle.main(_oracle_argv(tmp_path)) == 0
     text = (tmp_path / "out" / "oracle.md").read_text()
     assert "every case and seed asked for has its cells." in text and "left out" not in text
-    assert "| nuclei |" in text and "(n=1)" not in text
+    assert "(n=1)" not in text and "**1.50 (0.00)**" in text  # both seeds: gaps 30.5 - 29 and 29.5 - 28
 
 
 def test_oracle_cached_only_with_no_complete_case_says_so(tmp_path, monkeypatch):
