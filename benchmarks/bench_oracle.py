@@ -73,12 +73,9 @@ USER_SOURCE = "vol"
 #: the suffix of a thinned source's case name: ``_zF`` (every F-th slice kept), then ``_bS`` (blurred along z by S
 #: voxels first); ``split_case`` reads it
 THINNING = r"_z(?P<factor>\d+)(?:_b(?P<blur>\d+(?:\.\d+)?))?"
-USER_CASE = re.compile(USER_SOURCE + THINNING)
-#: any source followed by THINNING: ``split_case`` reads its groups
+#: any source followed by THINNING: ``split_case`` reads its groups; any thinning / blur of TRUTH_SOURCES (or of
+#: USER_SOURCE) is a case, beyond the listed ones (e.g. A1y_z4_b1)
 THINNED_CASE = re.compile(r"(?P<source>.+?)" + THINNING)
-#: any thinning / blur of the stored sources with a truth is a case, beyond the listed ones (e.g. A1y_z4_b1)
-SOURCES = TRUTH_SOURCES
-SOURCE_CASE = re.compile("(" + "|".join(SOURCES) + ")" + THINNING)
 ARMS = ("isonet2", "oracle")
 #: engine changes that alter training, as extra self-supervised arms: name -> Config options
 ENGINE_ARMS = {"rounds2": {"rounds": 2}}
@@ -135,11 +132,13 @@ def parse_args(argv=None):
         if c not in ENGINE_ARMS:
             p.error(f"--engine: unknown change {c!r}; choose from {', '.join(ENGINE_ARMS)}")
     for c in args.case_list:
-        if USER_CASE.fullmatch(c) and not args.volume:
+        thinned = THINNED_CASE.fullmatch(c)
+        source = thinned.group("source") if thinned else None
+        if source == USER_SOURCE and not args.volume:
             p.error(f"--cases: {c!r} thins the volume of --volume; pass --volume PATH (an isotropic stack)")
-        if c not in CASES and not USER_CASE.fullmatch(c) and not SOURCE_CASE.fullmatch(c):
+        if c not in CASES and source not in (*TRUTH_SOURCES, USER_SOURCE):
             p.error(f"--cases: unknown case {c!r}; choose from {', '.join(CASES)}, another factor or blur of "
-                    f"{', '.join(SOURCES)} (e.g. A1y_z4_b1), or vol_z4, vol_z8_b2 ... with --volume")
+                    f"{', '.join(TRUTH_SOURCES)} (e.g. A1y_z4_b1), or vol_z4, vol_z8_b2 ... with --volume")
     if args.volume and not Path(args.volume).is_file():
         p.error(f"--volume: no file {args.volume!r}")
     for v in args.variant_list:

@@ -25,7 +25,6 @@ from common import RESULTS, TRUTH_SOURCES, command_line, machine_line, real_volu
 SIGMAS = (2.0, 4.0)
 FACTORS = (4, 8)
 GOAL = 0.15
-SOURCES = TRUTH_SOURCES
 
 
 def isotropic_object(shape, rng) -> np.ndarray:
@@ -98,7 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--background", type=float, default=5.0)
     p.add_argument("--read-noise", type=float, default=3.0)
     p.add_argument("--seeds", default="0,1,2,3,4,5", help="noise seeds (each case is scored on all of them)")
-    p.add_argument("--sources", default=",".join(SOURCES), help="comma list of " + ", ".join(SOURCES))
+    p.add_argument("--sources", default=",".join(TRUTH_SOURCES), help="comma list of " + ", ".join(TRUTH_SOURCES))
     p.add_argument("--objects", type=int, default=10, help="isotropic random objects per case for the spread "
                    "the configuration allows (0: skip)")
     p.add_argument("--out", default=str(RESULTS / "psf_auto_real.md"))
